@@ -1,0 +1,92 @@
+"""Bytes in, a typed event or a `Rejection` out — never an exception for bad input.
+
+A message holds one event (a JSON object) or a batch (a JSON array of objects, as batched producers
+and the portal's own sync protocol send). One bad element of a batch rejects only that element.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from msgspec import Struct
+
+from schemas.events import Event
+
+MAX_EVENT_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+_event_decoder = msgspec.json.Decoder(Event)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_PATH = re.compile(r" - at `(\$[^`]*)`$")
+
+
+class Rejection(Struct, frozen=True):
+    """Why a message (or one element of a batch) was refused, with its original bytes."""
+
+    reason: str  # a short stable code, used as a metric label
+    detail: str  # a sentence a person can act on
+    path: str | None
+    raw: bytes
+
+    def describe(self) -> str:
+        where = f" at {self.path}" if self.path else ""
+        return f"{self.reason}{where}: {self.detail}"
+
+
+def _reason_for(message: str) -> str:
+    if message.startswith("Invalid value") and "$.event_type" in message:
+        return "unknown_event_type"
+    if "missing required field" in message:
+        return "missing_field"
+    if "timezone" in message or "RFC3339" in message or "year" in message:
+        return "impossible_timestamp"
+    if message.startswith("Expected") and ", got `" in message:
+        return "wrong_type"
+    return "invalid_value"
+
+
+def _reject_validation(error: msgspec.ValidationError, raw: bytes) -> Rejection:
+    message = str(error)
+    match = _PATH.search(message)
+    path = match.group(1) if match else None
+    if "Object missing required field" in message:
+        field = message.split("`")[1]
+        path = f"{path or '$'}.{field}"
+    if message.startswith("Object missing required field `event_type`"):
+        return Rejection("missing_event_type", "an event needs an `event_type`", "$.event_type", raw)
+    detail = _PATH.sub("", message)
+    return Rejection(_reason_for(message), detail, path, raw)
+
+
+def decode(data: bytes) -> Event | Rejection:
+    """Decode one event. Bad input comes back as a `Rejection`, never as an exception."""
+    if len(data) > MAX_EVENT_BYTES:
+        return Rejection("oversized", f"{len(data)} bytes, the limit is {MAX_EVENT_BYTES}", None, data)
+    return _decode_checked(data)
+
+
+def _decode_checked(data: bytes) -> Event | Rejection:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection("not_utf8", f"byte {error.start} is not valid UTF-8", None, data)
+    try:
+        return _event_decoder.decode(data)
+    except msgspec.ValidationError as error:
+        return _reject_validation(error, data)
+    except msgspec.DecodeError as error:
+        return Rejection("not_json", str(error), None, data)
+
+
+def decode_message(data: bytes) -> list[Event | Rejection]:
+    """Decode a Kafka message: one event, or a JSON array of events decoded one by one."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        return [Rejection("oversized", f"{len(data)} bytes, the limit is {MAX_MESSAGE_BYTES}", None, data)]
+    if data[:1] != b"[" and data.lstrip()[:1] != b"[":
+        return [decode(data)]
+    try:
+        elements = _batch_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        return [Rejection("not_json", f"batch is not a JSON array of objects: {error}", None, data)]
+    return [decode(bytes(element)) for element in elements]

@@ -1,0 +1,252 @@
+"""The event contract: every message chiso766 consumes, as typed msgspec structs.
+
+Every event carries `event_id`, `event_type` (the union tag), `schema_version`, `occurred_at`
+(RFC 3339 with an offset), `source` (the producing system) and its entity key: `dossier_code`,
+`petition_id`, `procedure_code` or `unit_code`. Unknown fields are ignored so producers can add
+fields without breaking consumers; unknown event types are rejected.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+SCHEMA_VERSION = 1
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2100
+
+Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with a UTC offset")]
+Code = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^\S+$")]
+Text = Annotated[str, Meta(max_length=512)]
+Channel = Annotated[Literal[1, 2, 3], Meta(description="KenhThucHien: 1 in person, 2 online, 3 postal")]
+Status = Annotated[int, Meta(ge=1, le=10, description="TrangThaiHoSo 1-10 (DOMAIN.md §3)")]
+Money = Annotated[int, Meta(ge=0, description="VND")]
+
+
+class ImpossibleTimestamp(ValueError):
+    pass
+
+
+def _check_years(event: Struct, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        value = getattr(event, name)
+        if value is not None and not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise ImpossibleTimestamp(
+                f"`{name}` year {value.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR} - at `$.{name}`"
+            )
+
+
+class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True):
+    event_id: Code
+    schema_version: Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    occurred_at: Timestamp
+    source: Code = "unknown"
+
+    __timestamp_fields__: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        _check_years(self, ("occurred_at", *self.__timestamp_fields__))
+
+
+class TimeLimit(Struct, kw_only=True, omit_defaults=True):
+    """A procedure's legal time limit for one channel (or all channels when `channel` is absent)."""
+
+    value: Annotated[float, Meta(gt=0, le=3650)]
+    unit: Literal["hours", "days", "working_days", "months"]
+    channel: Channel | None = None
+
+
+# --- dossier events (key: dossier_code) ---------------------------------------------------------
+
+
+class DossierEvent(EventBase, kw_only=True):
+    dossier_code: Code
+
+
+class DossierReceived(DossierEvent, kw_only=True, tag="dossier.received"):
+    """Status 2: received; NgayTiepNhan and NgayHenTra issued."""
+
+    unit_code: Code
+    procedure_code: Code
+    channel: Channel
+    received_at: Timestamp
+    due_at: Timestamp | None = None
+    time_limit: TimeLimit | None = None
+    fee_amount: Money = 0
+    officer_id: Code | None = None
+    __timestamp_fields__ = ("received_at", "due_at")
+
+
+class DossierStatusChanged(DossierEvent, kw_only=True, tag="dossier.status_changed"):
+    status: Status
+    officer_id: Code | None = None
+
+
+class SupplementRequested(DossierEvent, kw_only=True, tag="dossier.supplement_requested"):
+    reason: Text = ""
+
+
+class SupplementReceived(DossierEvent, kw_only=True, tag="dossier.supplement_received"):
+    pass
+
+
+class FinancialObligationRequested(DossierEvent, kw_only=True, tag="dossier.financial_obligation_requested"):
+    amount: Money = 0
+
+
+class PaymentMade(DossierEvent, kw_only=True, tag="dossier.payment_made"):
+    amount: Money
+    online: bool
+
+
+class DigitisationRecorded(DossierEvent, kw_only=True, tag="dossier.digitisation_recorded"):
+    """Flags only ever switch on: a later event cannot un-digitise a dossier."""
+
+    components_digitised: bool = False
+    result_digitised: bool = False
+    reused_digitised_data: bool = False
+    personal_storage_linked: bool = False
+    population_data_used: bool = False
+
+
+class ResultIssued(DossierEvent, kw_only=True, tag="dossier.result_issued"):
+    electronic: bool
+    returns_document: bool = True
+
+
+class PortalSyncAcknowledged(DossierEvent, kw_only=True, tag="dossier.portal_sync_acknowledged"):
+    pass
+
+
+class DossierRated(DossierEvent, kw_only=True, tag="dossier.rated"):
+    rating: Literal["very_satisfied", "satisfied", "not_satisfied"]
+
+
+class ProcessingStep(DossierEvent, kw_only=True, tag="dossier.processing_step"):
+    """One step of the processing log (tiến trình); sent when a step starts and again when it ends."""
+
+    step_id: Code
+    officer_id: Code
+    department: Text = ""
+    started_at: Timestamp
+    step_due_at: Timestamp
+    completed_at: Timestamp | None = None
+    __timestamp_fields__ = ("started_at", "step_due_at", "completed_at")
+
+
+class DueReappointed(DossierEvent, kw_only=True, tag="dossier.due_reappointed"):
+    """A new return date after an apology letter; scoring keeps the original (DOMAIN.md §3.6)."""
+
+    new_due_at: Timestamp
+    apology_sent_at: Timestamp | None = None
+    __timestamp_fields__ = ("new_due_at", "apology_sent_at")
+
+
+class PetitionLinked(DossierEvent, kw_only=True, tag="dossier.petition_linked"):
+    petition_id: Code
+
+
+# --- petition (PAKN) events (key: petition_id) --------------------------------------------------
+
+
+class PetitionEvent(EventBase, kw_only=True):
+    petition_id: Code
+
+
+class PetitionReceived(PetitionEvent, kw_only=True, tag="petition.received"):
+    unit_code: Code
+    about: Literal["procedure", "officer", "other"]
+    received_at: Timestamp
+    dossier_code: Code | None = None
+    __timestamp_fields__ = ("received_at",)
+
+
+class PetitionAnswered(PetitionEvent, kw_only=True, tag="petition.answered"):
+    pass
+
+
+class PetitionRated(PetitionEvent, kw_only=True, tag="petition.rated"):
+    satisfied: bool
+
+
+class PetitionReraised(PetitionEvent, kw_only=True, tag="petition.reraised"):
+    pass
+
+
+# --- catalogue events (key: procedure_code / unit_code) -----------------------------------------
+
+
+class ProcedureUpserted(EventBase, kw_only=True, tag="procedure.upserted"):
+    procedure_code: Code
+    name: Text
+    authority_unit: Code
+    handled_by: list[Code]
+    time_limits: list[TimeLimit] = []
+    online_level: Literal["none", "partial", "full"] = "none"
+    fee_bearing: bool = False
+    for_citizens: bool = True
+    returns_document: bool = True
+    decision_date: date | None = None
+    legal_effective_date: date | None = None
+    published_at: Timestamp | None = None
+    content_parts_present: Annotated[int, Meta(ge=0, le=7)] = 0
+    __timestamp_fields__ = ("published_at",)
+
+
+HourMinute = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class UnitUpserted(EventBase, kw_only=True, tag="unit.upserted"):
+    unit_code: Code
+    name: Text
+    name_en: Text = ""
+    level: Literal["province", "ministry", "agency", "commune"]
+    parent: Code | None = None
+    peer_group: Code | None = None
+    offers_e_certified_copy: bool = False
+    working_hours: list[tuple[HourMinute, HourMinute]] | None = None
+    receipt_cutoff: HourMinute | None = None
+
+
+DossierEvents = (
+    DossierReceived
+    | DossierStatusChanged
+    | SupplementRequested
+    | SupplementReceived
+    | FinancialObligationRequested
+    | PaymentMade
+    | DigitisationRecorded
+    | ResultIssued
+    | PortalSyncAcknowledged
+    | DossierRated
+    | ProcessingStep
+    | DueReappointed
+    | PetitionLinked
+)
+PetitionEvents = PetitionReceived | PetitionAnswered | PetitionRated | PetitionReraised
+CatalogEvents = ProcedureUpserted | UnitUpserted
+Event = DossierEvents | PetitionEvents | CatalogEvents
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (*DossierEvents.__args__, *PetitionEvents.__args__, *CatalogEvents.__args__)
+}
+
+
+def entity_key(event: EventBase) -> str:
+    """The Kafka message key: dossier code, petition id, procedure code or unit code."""
+    if isinstance(event, DossierEvent):
+        return event.dossier_code
+    if isinstance(event, PetitionEvent):
+        return event.petition_id
+    if isinstance(event, ProcedureUpserted):
+        return event.procedure_code
+    if isinstance(event, UnitUpserted):
+        return event.unit_code
+    raise TypeError(f"{type(event).__name__} has no entity key")
+
+
+encode = msgspec.json.Encoder().encode
