@@ -1,0 +1,1 @@
+"""The `chiso766` command line: the imperative shell around the pure core."""

@@ -1,0 +1,47 @@
+"""Rich tables for people: the ranked leaderboard per peer group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.table import Table
+
+from cli.labels import peer_group_label
+from scoring.calendar import local
+from scoring.rollup import UnitScore
+from scoring.ruleset import GROUP_CODES, Ruleset
+
+
+def ranked_table(units: Sequence[UnitScore], period: str, as_of: int, ruleset: Ruleset,
+                 labels: dict[str, str]) -> Group:
+    by_group: dict[str, list[UnitScore]] = {}
+    for unit in units:
+        by_group.setdefault(unit.peer_group, []).append(unit)
+    tables = []
+    language = "vi" if labels["rank"] == "Hạng" else "en"
+    for peer_group in sorted(by_group):
+        table = Table(title=f"{labels['title']} — {peer_group_label(peer_group, labels)}",
+                      caption=f"{labels['period']} {period} · {labels['as_of']} {local(as_of):%Y-%m-%d %H:%M} · "
+                              f"{labels['ruleset']} {ruleset.id}")
+        table.add_column(labels["rank"], justify="right")
+        table.add_column(labels["code"])
+        table.add_column(labels["unit"])
+        for code in GROUP_CODES:
+            table.add_column(f"{code}\n/{float(ruleset.groups[code]['max']):g}", justify="right")
+        table.add_column(labels["total"], justify="right", style="bold")
+        table.add_column(labels["band"])
+        table.add_column(labels["received"], justify="right")
+        table.add_column(labels["late"], justify="right")
+        table.add_column(labels["overdue"], justify="right")
+        for unit in sorted(by_group[peer_group], key=lambda u: (u.rank, u.code)):
+            band = ruleset.band(float(unit.card.total))
+            table.add_row(
+                str(unit.rank), unit.code, unit.name,
+                *(f"{float(unit.card.groups[code]):.2f}" for code in GROUP_CODES),
+                f"{float(unit.card.total):.2f}", getattr(band, language) if band else "",
+                f"{unit.outcomes.get('received', 0):,}", f"{unit.outcomes.get('out.late', 0):,}",
+                f"{unit.outcomes.get('out.overdue', 0):,}",
+            )
+        tables.append(table)
+    return Group(*tables)

@@ -1,0 +1,226 @@
+"""The working calendar and legal due dates (DOMAIN.md §4).
+
+Times are epoch seconds; Vietnam keeps one offset (UTC+7, no daylight saving), so local dates and
+clock times come from that fixed offset. Holidays come from the maintained `holidays` package
+(lunar Tết and Hùng Kings, substituted days off, make-up working Saturdays) plus an override mapping
+for decisions the package does not know yet.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
+
+import holidays
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+DAY = 86400
+LimitUnit = Literal["hours", "days", "working_days", "months"]
+
+
+def local(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, VIETNAM)
+
+
+def at(day: date, minute_of_day: int) -> int:
+    """Epoch seconds of a local date and minute of day."""
+    midnight = datetime.combine(day, time(0), VIETNAM)
+    return int(midnight.timestamp()) + minute_of_day * 60
+
+
+def parse_hhmm(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """An agency's working windows (minutes of the day) and its same-day receipt cut-off."""
+
+    windows: tuple[tuple[int, int], ...] = ((7 * 60 + 30, 11 * 60 + 30), (13 * 60 + 30, 17 * 60))
+    receipt_cutoff: int = 15 * 60
+
+    def __post_init__(self) -> None:
+        previous_end = 0
+        for start, end in self.windows:
+            if not previous_end <= start < end <= 24 * 60:
+                raise ValueError(f"working windows must be ordered and non-overlapping: {self.windows}")
+            previous_end = end
+        if not self.windows:
+            raise ValueError("an agency needs at least one working window")
+
+    @classmethod
+    def from_text(cls, windows: Iterable[tuple[str, str]] | None, cutoff: str | None) -> WorkingHours:
+        default = cls()
+        parsed = tuple((parse_hhmm(a), parse_hhmm(b)) for a, b in windows) if windows else default.windows
+        return cls(parsed, parse_hhmm(cutoff) if cutoff else default.receipt_cutoff)
+
+    @property
+    def opening(self) -> int:
+        return self.windows[0][0]
+
+    @property
+    def closing(self) -> int:
+        return self.windows[-1][1]
+
+    @property
+    def minutes_per_day(self) -> int:
+        return sum(end - start for start, end in self.windows)
+
+
+STANDARD_HOURS = WorkingHours()
+
+
+@dataclass(frozen=True)
+class CalendarOverrides:
+    """Per-year decisions the holiday library does not know: extra days off, make-up working days."""
+
+    days_off: frozenset[date] = frozenset()
+    working_days: frozenset[date] = frozenset()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping) -> CalendarOverrides:
+        days_off: set[date] = set()
+        working: set[date] = set()
+        for year, entry in data.get("years", {}).items():
+            for bucket, target in (("days_off", days_off), ("working_days", working)):
+                for item in entry.get(bucket, []):
+                    day = date.fromisoformat(item["date"])
+                    if str(day.year) != str(year):
+                        raise ValueError(f"override {day} is filed under year {year}")
+                    target.add(day)
+        clash = days_off & working
+        if clash:
+            raise ValueError(f"dates both off and working in the override file: {sorted(clash)}")
+        return cls(frozenset(days_off), frozenset(working))
+
+
+@dataclass
+class WorkingCalendar:
+    """Monday–Friday minus public holidays, plus official make-up working days (DOMAIN.md §4)."""
+
+    overrides: CalendarOverrides = field(default_factory=CalendarOverrides)
+    first_year: int = 2015
+    last_year: int = 2040
+
+    def __post_init__(self) -> None:
+        base = holidays.country_holidays("VN", years=range(self.first_year, self.last_year + 1))
+        make_up = set(getattr(base, "weekend_workdays", ()))
+        self._holidays = (frozenset(base) | self.overrides.days_off) - self.overrides.working_days
+        self._make_up = frozenset(make_up | self.overrides.working_days) - self.overrides.days_off
+        self._names = {day: str(name) for day, name in base.items()}
+        self._cache: dict[date, bool] = {}
+
+    def is_working_day(self, day: date) -> bool:
+        cached = self._cache.get(day)
+        if cached is None:
+            if not self.first_year <= day.year <= self.last_year:
+                raise ValueError(f"{day} is outside the calendar's years {self.first_year}-{self.last_year}")
+            cached = day in self._make_up or (day.weekday() < 5 and day not in self._holidays)
+            self._cache[day] = cached
+        return cached
+
+    def holiday_name(self, day: date) -> str | None:
+        return self._names.get(day)
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day strictly after `day`."""
+        day += timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def working_day_on_or_after(self, day: date) -> date:
+        return day if self.is_working_day(day) else self.next_working_day(day)
+
+    def add_working_days(self, day: date, count: int) -> date:
+        for _ in range(count):
+            day = self.next_working_day(day)
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days after `start` up to and including `end` (negative when end is earlier)."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        return sum(self.is_working_day(start + timedelta(days=i)) for i in range(1, (end - start).days + 1))
+
+    # --- instants -------------------------------------------------------------------------------
+
+    def clock_start(self, received_at: int, hours: WorkingHours = STANDARD_HOURS) -> int:
+        """When the legal clock starts: received after the cut-off or on a rest day → next working day."""
+        moment = local(received_at)
+        day, minute = moment.date(), moment.hour * 60 + moment.minute
+        if not self.is_working_day(day) or minute >= hours.receipt_cutoff or minute >= hours.closing:
+            return at(self.next_working_day(day), hours.opening)
+        for start, end in hours.windows:
+            if minute < end:
+                return max(received_at, at(day, start))
+        return at(self.next_working_day(day), hours.opening)  # pragma: no cover - cut-off precedes close
+
+    def add_working_minutes(self, start: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
+        """The instant `minutes` of working time after `start` (which should lie in working time)."""
+        remaining = round(minutes * 60)
+        moment = local(start)
+        day = moment.date()
+        second = moment.hour * 3600 + moment.minute * 60 + moment.second
+        if not self.is_working_day(day):
+            day, second = self.working_day_on_or_after(day), 0
+        while True:
+            for window_start, window_end in hours.windows:
+                lo, hi = window_start * 60, window_end * 60
+                if second >= hi:
+                    continue
+                begin = max(second, lo)
+                if remaining <= hi - begin:
+                    return at(day, 0) + begin + remaining
+                remaining -= hi - begin
+                second = hi
+            day, second = self.next_working_day(day), 0
+
+    def working_minutes_between(self, start: int, end: int, hours: WorkingHours = STANDARD_HOURS) -> int:
+        """Working minutes in [start, end); negative when end is before start."""
+        if end < start:
+            return -self.working_minutes_between(end, start, hours)
+        total = 0
+        day = local(start).date()
+        last = local(end).date()
+        while day <= last:
+            if self.is_working_day(day):
+                for window_start, window_end in hours.windows:
+                    lo = max(start, at(day, window_start))
+                    hi = min(end, at(day, window_end))
+                    if hi > lo:
+                        total += hi - lo
+            day += timedelta(days=1)
+        return total // 60
+
+    def close_of_working_day(self, day: date, hours: WorkingHours = STANDARD_HOURS) -> int:
+        """Close of `day`, or of the next working day when it is a rest day (Civil Code art. 148(5))."""
+        return at(self.working_day_on_or_after(day), hours.closing)
+
+    def due_at(self, received_at: int, value: float, unit: LimitUnit,
+               hours: WorkingHours = STANDARD_HOURS) -> int:
+        """The legal due instant of a dossier received at `received_at` with a time limit."""
+        if value <= 0:
+            raise ValueError(f"a time limit must be positive, got {value} {unit}")
+        start = self.clock_start(received_at, hours)
+        if unit == "hours":
+            return self.add_working_minutes(start, value * 60, hours)
+        if unit == "working_days":
+            return self.add_working_minutes(start, value * hours.minutes_per_day, hours)
+        start_day = local(start).date()
+        if unit == "days":
+            return self.close_of_working_day(start_day + timedelta(days=math.ceil(value)), hours)
+        if unit == "months":
+            return self.close_of_working_day(add_months(start_day, math.ceil(value)), hours)
+        raise ValueError(f"unknown time-limit unit {unit!r}")
+
+
+def add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, _calendar.monthrange(year, month)[1]))

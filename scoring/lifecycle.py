@@ -1,0 +1,341 @@
+"""Dossier state, its reducer, and the on-time classification of DOMAIN.md §3.
+
+The state is a join-semilattice: every field merges by min, max, set union or a logical OR, so
+applying a dossier's events in any order, with any duplicates, yields the same state. That is what
+makes at-least-once delivery and out-of-order events harmless without remembering event ids.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Callable
+from enum import StrEnum
+
+from msgspec import Struct
+
+from schemas import events as ev
+from scoring.ruleset import LifecycleSwitches
+
+NO_TIME = 2**62
+
+
+class Outcome(StrEnum):
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+    IN_PROGRESS = "in_progress"  # open, not yet past due
+    OVERDUE = "overdue"  # open, past due
+    EXCLUDED = "excluded"  # not a received dossier (status 1 only, 3, withdrawn before receipt)
+
+
+GOOD_OUTCOMES = frozenset({Outcome.EARLY, Outcome.ON_TIME, Outcome.IN_PROGRESS})
+RATING_RANK = {"not_satisfied": 0, "satisfied": 1, "very_satisfied": 2}
+
+# Digitisation flags, OR-ed into one int.
+COMPONENTS_DIGITISED = 1
+RESULT_DIGITISED = 2
+REUSED_DATA = 4
+PERSONAL_STORAGE = 8
+POPULATION_DATA = 16
+RESULT_ISSUED = 32
+RESULT_ELECTRONIC = 64
+RETURNS_DOCUMENT = 128
+PAID_ONLINE = 256
+SYNCED = 512
+PETITION_FILED = 1024
+FEE_PAID = 2048
+
+
+class Step(Struct, array_like=True, gc=False):
+    """One processing step; merged field by field so any order of its start/end events agrees."""
+
+    version: tuple[int, str, str, int]  # (occurred_at, officer, department, step due): max wins
+    started: int
+    completed: int | None = None
+
+    @property
+    def officer(self) -> str:
+        return self.version[1]
+
+    @property
+    def due(self) -> int:
+        return self.version[3]
+
+
+class DossierState(Struct, array_like=True, gc=False):
+    code: str
+    received: tuple[int, str] | None = None  # version of the received record: (occurred_at, event_id)
+    unit: str | None = None
+    procedure: str | None = None
+    channel: int = 0
+    received_at: int | None = None
+    due_at: int | None = None
+    limit: tuple[float, str] | None = None
+    fee: int = 0
+    receiver: str | None = None
+    status_at: dict[int, int] = {}  # earliest time each status was reached
+    last_status: tuple[int, int] = (0, 0)  # (time, status): max wins
+    supplement_requests: list[int] = []
+    supplement_receipts: list[int] = []
+    obligation_requests: list[int] = []
+    obligation_payments: list[int] = []
+    flags: int = 0
+    rating: tuple[int, int] | None = None  # (time, rank): max wins
+    reappointed: tuple[int, int] | None = None  # (time, new due): max wins
+    steps: dict[str, Step] = {}
+
+    @property
+    def is_open(self) -> bool:
+        return not any(status in self.status_at for status in (3, 7, 8, 9, 10))
+
+
+def _seconds(moment) -> int:
+    return int(moment.timestamp())
+
+
+def _add_time(times: list[int], moment: int) -> None:
+    if moment not in times:
+        insort(times, moment)
+
+
+def _status(state: DossierState, status: int, at: int) -> None:
+    known = state.status_at.get(status)
+    if known is None or at < known:
+        state.status_at[status] = at
+    state.last_status = max(state.last_status, (at, status))
+
+
+def _received(state: DossierState, event: ev.DossierReceived) -> None:
+    at = _seconds(event.occurred_at)
+    version = (at, event.event_id)
+    _status(state, 2, _seconds(event.received_at))
+    if state.received is not None and version <= state.received:
+        return
+    state.received = version
+    state.unit, state.procedure, state.channel = event.unit_code, event.procedure_code, event.channel
+    state.received_at = _seconds(event.received_at)
+    state.due_at = _seconds(event.due_at) if event.due_at else None
+    limit = event.time_limit
+    state.limit = (limit.value, limit.unit) if limit else None
+    state.fee, state.receiver = event.fee_amount, event.officer_id
+
+
+def _status_changed(state: DossierState, event: ev.DossierStatusChanged) -> None:
+    at = _seconds(event.occurred_at)
+    _status(state, event.status, at)
+    if event.status == 5:
+        _add_time(state.supplement_requests, at)
+    elif event.status == 6:
+        _add_time(state.obligation_requests, at)
+
+
+def _supplement_requested(state: DossierState, event: ev.SupplementRequested) -> None:
+    at = _seconds(event.occurred_at)
+    _status(state, 5, at)
+    _add_time(state.supplement_requests, at)
+
+
+def _supplement_received(state: DossierState, event: ev.SupplementReceived) -> None:
+    _add_time(state.supplement_receipts, _seconds(event.occurred_at))
+
+
+def _obligation(state: DossierState, event: ev.FinancialObligationRequested) -> None:
+    at = _seconds(event.occurred_at)
+    _status(state, 6, at)
+    _add_time(state.obligation_requests, at)
+
+
+def _payment(state: DossierState, event: ev.PaymentMade) -> None:
+    _add_time(state.obligation_payments, _seconds(event.occurred_at))
+    state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0)
+
+
+def _digitisation(state: DossierState, event: ev.DigitisationRecorded) -> None:
+    state.flags |= (
+        (COMPONENTS_DIGITISED if event.components_digitised else 0)
+        | (RESULT_DIGITISED if event.result_digitised else 0)
+        | (REUSED_DATA if event.reused_digitised_data else 0)
+        | (PERSONAL_STORAGE if event.personal_storage_linked else 0)
+        | (POPULATION_DATA if event.population_data_used else 0)
+    )
+
+
+def _result(state: DossierState, event: ev.ResultIssued) -> None:
+    state.flags |= (
+        RESULT_ISSUED
+        | (RESULT_ELECTRONIC if event.electronic else 0)
+        | (RETURNS_DOCUMENT if event.returns_document else 0)
+    )
+
+
+def _synced(state: DossierState, event: ev.PortalSyncAcknowledged) -> None:
+    state.flags |= SYNCED
+
+
+def _rated(state: DossierState, event: ev.DossierRated) -> None:
+    rating = (_seconds(event.occurred_at), RATING_RANK[event.rating])
+    if state.rating is None or rating > state.rating:
+        state.rating = rating
+
+
+def _step(state: DossierState, event: ev.ProcessingStep) -> None:
+    version = (_seconds(event.occurred_at), event.officer_id, event.department, _seconds(event.step_due_at))
+    started = _seconds(event.started_at)
+    completed = _seconds(event.completed_at) if event.completed_at else None
+    steps = state.steps
+    known = steps.get(event.step_id)
+    if known is None:
+        steps[event.step_id] = Step(version, started, completed)
+    else:
+        if known.completed is not None and (completed is None or known.completed < completed):
+            completed = known.completed
+        steps[event.step_id] = Step(max(known.version, version), min(known.started, started), completed)
+
+
+def _reappointed(state: DossierState, event: ev.DueReappointed) -> None:
+    candidate = (_seconds(event.occurred_at), _seconds(event.new_due_at))
+    if state.reappointed is None or candidate > state.reappointed:
+        state.reappointed = candidate
+
+
+def _petition_linked(state: DossierState, event: ev.PetitionLinked) -> None:
+    state.flags |= PETITION_FILED
+
+
+_REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent], None]] = {
+    ev.DossierReceived: _received,
+    ev.DossierStatusChanged: _status_changed,
+    ev.SupplementRequested: _supplement_requested,
+    ev.SupplementReceived: _supplement_received,
+    ev.FinancialObligationRequested: _obligation,
+    ev.PaymentMade: _payment,
+    ev.DigitisationRecorded: _digitisation,
+    ev.ResultIssued: _result,
+    ev.PortalSyncAcknowledged: _synced,
+    ev.DossierRated: _rated,
+    ev.ProcessingStep: _step,
+    ev.DueReappointed: _reappointed,
+    ev.PetitionLinked: _petition_linked,
+}
+
+
+def reduce(state: DossierState | None, event: ev.DossierEvent) -> DossierState:
+    """Fold one event into a dossier's state. The state passed in is updated and returned."""
+    if state is None:
+        state = DossierState(event.dossier_code)
+    _REDUCERS[type(event)](state, event)
+    return state
+
+
+# --- the on-time rule ---------------------------------------------------------------------------
+
+
+def end_time(state: DossierState, cutoff: int) -> int | None:
+    """Status 9, else 10, else the earlier of 8 and 7 (7 only once received) — at or before cutoff."""
+    status_at = state.status_at
+    for status in (9, 10):
+        at = status_at.get(status)
+        if at is not None and at <= cutoff:
+            return at
+    ends = [status_at[s] for s in (8, 7) if s in status_at and status_at[s] <= cutoff]
+    if ends and state.received_at is not None:
+        return min(ends)
+    return None
+
+
+def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, int | None]:
+    """Seconds paused by request→resume pairs before `until`, and the start of a pause still open."""
+    paused, index = 0, 0
+    for requested in requests:
+        if requested > until:
+            break
+        while index < len(resumes) and resumes[index] < requested:
+            index += 1
+        if index < len(resumes) and resumes[index] <= until:
+            paused += resumes[index] - requested
+            index += 1
+        else:
+            return paused, requested
+    return paused, None
+
+
+def judged_at(state: DossierState, moment: int, switches: LifecycleSwitches) -> int:
+    """The instant compared with the due date: applicant time taken out (DOMAIN.md §3.3)."""
+    paused, pending = _paused(state.supplement_requests, state.supplement_receipts, moment)
+    if switches.financial_obligation_clock == "paused":
+        obligation_paused, obligation_pending = _paused(state.obligation_requests, state.obligation_payments, moment)
+        paused += obligation_paused
+        if obligation_pending is not None and (pending is None or obligation_pending < pending):
+            pending = obligation_pending
+    return (pending if pending is not None else moment) - paused
+
+
+def due_for_scoring(state: DossierState, switches: LifecycleSwitches) -> int | None:
+    if switches.score_against_due == "reappointed" and state.reappointed is not None:
+        return state.reappointed[1]
+    return state.due_at
+
+
+def is_excluded(state: DossierState, cutoff: int) -> bool:
+    received_at = state.received_at
+    return received_at is None or received_at > cutoff or 3 in state.status_at
+
+
+def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
+             fallback_due: int | None = None) -> Outcome:
+    """Classify a dossier as of `cutoff` (a period end, or now for the current period)."""
+    if is_excluded(state, cutoff):
+        return Outcome.EXCLUDED
+    due = due_for_scoring(state, switches)
+    if due is None:
+        due = fallback_due if fallback_due is not None else NO_TIME
+    end = end_time(state, cutoff)
+    if end is None:
+        return Outcome.IN_PROGRESS if judged_at(state, cutoff, switches) <= due else Outcome.OVERDUE
+    if switches.multiple_supplements_late and sum(1 for t in state.supplement_requests if t <= end) > 1:
+        return Outcome.LATE
+    effective = judged_at(state, end, switches)
+    if switches.compare == "date":
+        effective_day, due_day = (effective + 25200) // 86400, (due + 25200) // 86400
+        if effective_day > due_day:
+            return Outcome.LATE
+        return Outcome.EARLY if effective_day < due_day else Outcome.ON_TIME
+    if effective > due:
+        return Outcome.LATE
+    return Outcome.EARLY if (effective + 25200) // 86400 < (due + 25200) // 86400 else Outcome.ON_TIME
+
+
+def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitches,
+                     fallback_due: int | None = None) -> int | None:
+    """The first instant after `after` at which an open dossier becomes overdue with no new event."""
+    if is_excluded(state, after) or end_time(state, after) is not None:
+        return None
+    due = due_for_scoring(state, switches)
+    due = due if due is not None else fallback_due
+    if due is None:
+        return None
+    if judged_at(state, after, switches) > due:
+        return None
+    paused, pending = _paused(state.supplement_requests, state.supplement_receipts, after)
+    if pending is not None:
+        return None  # waiting for the applicant: the clock is stopped
+    if switches.financial_obligation_clock == "paused":
+        obligation_paused, obligation_pending = _paused(state.obligation_requests, state.obligation_payments, after)
+        if obligation_pending is not None:
+            return None
+        paused += obligation_paused
+    return due + paused + 1
+
+
+def next_recorded_instant(state: DossierState, after: int) -> int | None:
+    """The earliest instant recorded in the state that lies after `after` (events ahead of "as of")."""
+    instants = [*state.status_at.values(), *state.supplement_requests, *state.supplement_receipts,
+                *state.obligation_requests, *state.obligation_payments]
+    if state.rating is not None:
+        instants.append(state.rating[0])
+    for step in state.steps.values():
+        instants.append(step.started)
+        if step.completed is not None:
+            instants.append(step.completed)
+    future = [moment for moment in instants if moment > after]
+    return min(future) if future else None

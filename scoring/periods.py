@@ -1,0 +1,99 @@
+"""Reporting periods: month, quarter, year — in Vietnam local time, named like `month:2026-09`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+
+from scoring.calendar import VIETNAM
+
+UTC_OFFSET = 7 * 3600
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_PATTERN = re.compile(r"^(?:month:(\d{4})-(0[1-9]|1[0-2])|quarter:(\d{4})-Q([1-4])|year:(\d{4}))$")
+
+
+class PeriodError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    kind: str
+    first_month: int  # months since year 0: year * 12 + month - 1
+    months: int
+    start: int  # epoch seconds, inclusive
+    end: int  # epoch seconds, inclusive (one second before the next period starts)
+
+    def contains(self, moment: int) -> bool:
+        return self.start <= moment <= self.end
+
+    @property
+    def previous(self) -> Period:
+        return period_at(self.kind, self.first_month - self.months)
+
+
+def _month_start(month_index: int) -> int:
+    year, month = divmod(month_index, 12)
+    return int(datetime(year, month + 1, 1, tzinfo=VIETNAM).timestamp())
+
+
+@lru_cache(maxsize=4096)
+def period_at(kind: str, month_index: int) -> Period:
+    """The period of `kind` that contains the month `month_index` (year * 12 + month - 1)."""
+    year, month0 = divmod(month_index, 12)
+    if kind == "month":
+        first, length, key = month_index, 1, f"month:{year}-{month0 + 1:02d}"
+    elif kind == "quarter":
+        first, length, key = year * 12 + month0 // 3 * 3, 3, f"quarter:{year}-Q{month0 // 3 + 1}"
+    elif kind == "year":
+        first, length, key = year * 12, 12, f"year:{year}"
+    else:
+        raise PeriodError(f"unknown period kind {kind!r}")
+    return Period(key, kind, first, length, _month_start(first), _month_start(first + length) - 1)
+
+
+@lru_cache(maxsize=4096)
+def parse_period(text: str) -> Period:
+    match = _PATTERN.match(text)
+    if not match:
+        raise PeriodError(f"malformed period {text!r}: use month:YYYY-MM, quarter:YYYY-QN or year:YYYY")
+    if match.group(1):
+        return period_at("month", int(match.group(1)) * 12 + int(match.group(2)) - 1)
+    if match.group(3):
+        return period_at("quarter", int(match.group(3)) * 12 + (int(match.group(4)) - 1) * 3)
+    return period_at("year", int(match.group(5)) * 12)
+
+
+def month_index(moment: int) -> int:
+    return _month_of_day((moment + UTC_OFFSET) // 86400)
+
+
+@lru_cache(maxsize=65536)
+def _month_of_day(local_day_number: int) -> int:
+    day = date.fromordinal(EPOCH_ORDINAL + local_day_number)
+    return day.year * 12 + day.month - 1
+
+
+PERIOD_KINDS = ("month", "quarter", "year")
+
+
+def periods_between(start: int, end: int) -> list[Period]:
+    """Every month, quarter and year period overlapping [start, end]."""
+    first, last = month_index(start), month_index(end)
+    found: list[Period] = []
+    for kind in PERIOD_KINDS:
+        seen = set()
+        for index in range(first, last + 1):
+            period = period_at(kind, index)
+            if period.key not in seen:
+                seen.add(period.key)
+                found.append(period)
+    return found
+
+
+def periods_of(moment: int) -> tuple[Period, Period, Period]:
+    index = month_index(moment)
+    return period_at("month", index), period_at("quarter", index), period_at("year", index)
