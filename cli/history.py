@@ -25,7 +25,7 @@ def open_history(path: str, mode: str = "rb") -> Iterator[IO[bytes]]:
     if path.endswith(".gz"):
         raw = open(path, mode)  # noqa: SIM115 - closed below, wrapped by gzip
         try:
-            with gzip.GzipFile(fileobj=raw, mode=mode, mtime=0) as stream:
+            with gzip.GzipFile(filename="", fileobj=raw, mode=mode, mtime=0) as stream:
                 yield stream  # type: ignore[misc]
         finally:
             raw.close()

@@ -1,0 +1,106 @@
+"""Working calendar and legal due dates against real Vietnamese dates (DOMAIN.md §4)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from scoring.calendar import CalendarOverrides, WorkingCalendar, WorkingHours, local
+from tests.builders import ts
+
+
+def due(calendar: WorkingCalendar, received: str, value: float, unit: str, hours: WorkingHours | None = None) -> str:
+    moment = calendar.due_at(ts(received), value, unit, hours or WorkingHours())  # type: ignore[arg-type]
+    return local(moment).strftime("%Y-%m-%d %H:%M")
+
+
+@pytest.mark.parametrize("day", ["2025-01-27", "2025-01-28", "2025-01-29", "2025-01-30", "2025-01-31",
+                                 "2026-02-16", "2026-02-17", "2026-02-18", "2026-02-19", "2026-02-20",
+                                 "2026-04-30", "2026-05-01", "2026-09-01", "2026-09-02", "2026-08-31",
+                                 "2025-09-01", "2025-09-02", "2026-01-01", "2026-04-27"])
+def test_public_holidays_are_not_working_days(calendar, day):
+    assert not calendar.is_working_day(date.fromisoformat(day))
+
+
+def test_make_up_saturday_from_the_holiday_library_is_a_working_day(calendar):
+    assert calendar.is_working_day(date(2026, 8, 22))  # worked in exchange for 31 Aug 2026
+    assert not calendar.is_working_day(date(2026, 8, 29))
+
+
+def test_tet_2025_pushes_working_days_past_the_holiday(calendar):
+    assert due(calendar, "2025-01-24 10:00", 3, "working_days") == "2025-02-05 10:00"
+
+
+def test_tet_2026_pushes_working_days_past_the_holiday(calendar):
+    assert due(calendar, "2026-02-13 10:00", 3, "working_days") == "2026-02-25 10:00"
+
+
+def test_working_hours_skip_30_april_and_1_may(calendar):
+    assert due(calendar, "2026-04-29 09:00", 8, "hours") == "2026-05-04 09:30"
+
+
+def test_national_day_and_its_adjacent_day(calendar):
+    assert due(calendar, "2025-08-29 14:00", 1, "working_days") == "2025-09-03 14:00"
+    # 2026: 31 Aug swapped off, 1-2 Sep holidays; received after 15:00 on Friday 28 Aug.
+    assert due(calendar, "2026-08-28 16:00", 4, "hours") == "2026-09-03 11:30"
+
+
+def test_make_up_saturday_from_the_override_file_counts():
+    overrides = CalendarOverrides.from_mapping({"years": {"2026": {
+        "days_off": [{"date": "2026-01-02"}], "working_days": [{"date": "2026-01-10"}]}}})
+    with_override, without = WorkingCalendar(overrides), WorkingCalendar()
+    assert not with_override.is_working_day(date(2026, 1, 2))
+    assert with_override.is_working_day(date(2026, 1, 10))
+    assert due(with_override, "2026-01-09 10:00", 1, "working_days") == "2026-01-10 10:00"
+    assert due(without, "2026-01-09 10:00", 1, "working_days") == "2026-01-12 10:00"
+
+
+def test_override_file_errors_are_clear():
+    with pytest.raises(ValueError, match="filed under year 2025"):
+        CalendarOverrides.from_mapping({"years": {"2025": {"days_off": [{"date": "2026-01-02"}]}}})
+    with pytest.raises(ValueError, match="both off and working"):
+        CalendarOverrides.from_mapping({"years": {"2026": {"days_off": [{"date": "2026-01-02"}],
+                                                            "working_days": [{"date": "2026-01-02"}]}}})
+
+
+def test_received_after_15_00_starts_the_next_working_day(calendar):
+    assert due(calendar, "2026-09-08 15:30", 1, "working_days") == "2026-09-09 17:00"
+    assert due(calendar, "2026-09-08 14:59", 4, "hours") == "2026-09-09 09:29"
+
+
+def test_received_on_a_rest_day_starts_the_next_working_day(calendar):
+    assert due(calendar, "2026-09-12 10:00", 4, "hours") == "2026-09-14 11:30"  # Saturday → Monday
+
+
+def test_lunch_break_is_not_working_time(calendar):
+    assert due(calendar, "2026-09-08 12:00", 2, "hours") == "2026-09-08 15:30"
+
+
+def test_calendar_days_ending_on_a_rest_day_roll_to_the_next_working_day(calendar):
+    assert due(calendar, "2026-09-03 10:00", 10, "days") == "2026-09-14 17:00"  # 13 Sep is a Sunday
+    # Ends on 31 Aug (swapped day off), then 1-2 Sep holidays: close of 3 Sep.
+    assert due(calendar, "2026-08-21 10:00", 10, "days") == "2026-09-03 17:00"
+
+
+def test_months_keep_the_day_of_month_and_roll_off_rest_days(calendar):
+    # 30 Jan + 1 month clamps to 28 Feb, a Saturday: the period ends at the close of Monday 2 Mar.
+    assert due(calendar, "2026-01-30 10:00", 1, "months") == "2026-03-02 17:00"
+    assert due(calendar, "2026-03-10 10:00", 2, "months") == "2026-05-11 17:00"  # 10 May is a Sunday
+
+
+def test_per_agency_working_hours_and_cutoff(calendar):
+    hours = WorkingHours.from_text([("08:00", "12:00"), ("13:00", "17:30")], "16:00")
+    assert hours.minutes_per_day == 510
+    assert due(calendar, "2026-09-08 15:30", 2, "hours", hours) == "2026-09-08 17:30"
+    assert due(calendar, "2026-09-08 16:10", 1, "hours", hours) == "2026-09-09 09:00"
+
+
+def test_bad_working_hours_are_refused():
+    with pytest.raises(ValueError):
+        WorkingHours(((13 * 60, 17 * 60), (7 * 60, 11 * 60)))
+
+
+def test_working_days_between_and_minutes(calendar):
+    assert calendar.working_days_between(date(2026, 4, 28), date(2026, 5, 5)) == 3  # 29 Apr, 4 May, 5 May
+    assert calendar.working_minutes_between(ts("2026-04-29 09:00"), ts("2026-05-04 09:00")) == 450
