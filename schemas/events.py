@@ -19,7 +19,7 @@ EARLIEST_YEAR = 2000
 LATEST_YEAR = 2100
 
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with a UTC offset")]
-Code = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^\S+$")]
+Code = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=512)]
 Channel = Annotated[Literal[1, 2, 3], Meta(description="KenhThucHien: 1 in person, 2 online, 3 postal")]
 Status = Annotated[int, Meta(ge=1, le=10, description="TrangThaiHoSo 1-10 (DOMAIN.md §3)")]
@@ -48,7 +48,11 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
     __timestamp_fields__: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        _check_years(self, ("occurred_at", *self.__timestamp_fields__))
+        # msgspec already refused impossible calendar dates; this refuses implausible years.
+        if not EARLIEST_YEAR <= self.occurred_at.year <= LATEST_YEAR:
+            _check_years(self, ("occurred_at",))
+        if self.__timestamp_fields__:
+            _check_years(self, self.__timestamp_fields__)
 
 
 class TimeLimit(Struct, kw_only=True, omit_defaults=True):

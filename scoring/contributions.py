@@ -1,9 +1,12 @@
 """What one dossier or petition adds to the tallies, per owner and period (DOMAIN.md §2, §3.7, §5).
 
-A contribution maps (owner, period key) to a sorted tuple of counter names; a name may repeat (an
-officer with two late steps). Owners are unit codes, or `UNIT|OFFICER` for officer tallies. Counters
-`CODE.n` / `CODE.d` feed an indicator's numerator and denominator; `P.kind|PROCEDURE` count
-dossiers per procedure (for the indicators that count procedures); `out.*` count outcomes.
+A contribution is a few parts; a part is a tuple of blocks (owner, period keys, counter names) that
+add one to every (owner, period, counter) pair; a name may repeat (an officer with two late steps).
+Owners are unit codes, or `UNIT|OFFICER` for officer tallies. Counters `CODE.n` / `CODE.d` feed an
+indicator's numerator and denominator; `P.kind|PROCEDURE` count dossiers per procedure (for the
+indicators that count procedures); `out.*` count outcomes. Parts are memoised by the facts they
+depend on, and a dossier's active and steps parts are reused until an event or the passing of its
+next_change() instant can change them.
 Tallies are kept per own unit; ancestors pool them when scores are read (see `scoring.rollup`),
 because indicators that count distinct procedures cannot be pooled from raw counters.
 """
@@ -11,8 +14,8 @@ because indicators that count distinct procedures cannot be pooled from raw coun
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from msgspec import Struct
 
@@ -20,11 +23,15 @@ from schemas import events as ev
 from scoring import lifecycle as lc
 from scoring.calendar import WorkingCalendar, at, local
 from scoring.directory import Directory
-from scoring.lifecycle import DossierState, Outcome
-from scoring.periods import Period, periods_between, periods_of
+from scoring.lifecycle import DossierState, Outcome, Step
+from scoring.periods import Period, month_index, period_keys_at_month, periods_between, periods_of
 from scoring.ruleset import Ruleset
 
-Contribution = dict[tuple[str, str], tuple[str, ...]]
+TallyKey = tuple[str, str, str]  # (owner, period key, counter name)
+Block = tuple[str, tuple[str, ...], tuple[str, ...]]  # (owner, period keys, counter names): +1 for each pair
+Part = tuple[Block, ...]
+Contribution = tuple[Part, ...]
+MEMO_LIMIT = 400_000
 NOT_SATISFIED = 0
 BAD_OUTCOMES = frozenset({Outcome.LATE, Outcome.OVERDUE})
 
@@ -36,6 +43,7 @@ class Context:
     ruleset: Ruleset
     calendar: WorkingCalendar
     directory: Directory
+    memo: dict[tuple, Part] = field(default_factory=dict)
 
     def fallback_due(self, state: DossierState) -> int | None:
         if state.due_at is not None or state.received_at is None:
@@ -48,11 +56,14 @@ def _pair(code: str, hit: bool) -> tuple[str, ...]:
     return (f"{code}.d", f"{code}.n") if hit else (f"{code}.d",)
 
 
-def _received_counters(state: DossierState) -> list[str]:
-    flags, procedure = state.flags, state.procedure
+def _block(owner: str, periods: Iterable[Period], names: Iterable[str]) -> Block:
+    return owner, tuple(period.key for period in periods), tuple(sorted(names))
+
+
+def _received_counters(channel: int, fee_bearing: bool, flags: int, procedure: str | None) -> list[str]:
     counters = [
         *_pair("DOSSIER_SYNC", bool(flags & lc.SYNCED)),
-        *_pair("ONLINE_DOSSIER_SHARE", state.channel == 2),
+        *_pair("ONLINE_DOSSIER_SHARE", channel == 2),
         *_pair("SO_HOA_GIAY_TO_GIAI_QUYET", bool(flags & lc.COMPONENTS_DIGITISED)
                and (not flags & lc.RESULT_ISSUED or bool(flags & lc.RESULT_DIGITISED))),
         *_pair("REUSED_DIGITIZED_DATA", bool(flags & lc.REUSED_DATA)),
@@ -60,15 +71,21 @@ def _received_counters(state: DossierState) -> list[str]:
         *_pair("CITIZEN_DATA_CONNECTED_DOSSIER", bool(flags & lc.POPULATION_DATA)),
         "received",
     ]
-    if state.fee > 0:
+    if fee_bearing:
         counters += [*_pair("PAY_DOSSIER_ONLINE", bool(flags & lc.PAID_ONLINE)), f"P.fee|{procedure}"]
     if flags & lc.PAID_ONLINE:
         counters.append(f"P.paid_online|{procedure}")
     if flags & lc.POPULATION_DATA:
         counters.append(f"P.population|{procedure}")
-    if state.channel == 2:
+    if channel == 2:
         counters.append(f"P.online|{procedure}")
     return counters
+
+
+ORIGINAL_RESULT_NAMES = {hit: tuple(sorted(_pair("ORIGINAL_RESULT_AVAILABLE", hit))) for hit in (False, True)}
+STEPS_ON_TIME, STEPS_LATE, STEPS_OPEN_LATE = ("steps_on_time",), ("steps_late",), ("steps_open_late",)
+RECEIVED_FLAGS = (lc.SYNCED | lc.COMPONENTS_DIGITISED | lc.RESULT_ISSUED | lc.RESULT_DIGITISED | lc.REUSED_DATA
+                  | lc.PERSONAL_STORAGE | lc.POPULATION_DATA | lc.PAID_ONLINE)
 
 
 def holder_at(state: DossierState, moment: int) -> str | None:
@@ -89,53 +106,130 @@ def accountable_officer(state: DossierState, moment: int) -> str | None:
     return late[0][1] if late else holder_at(state, moment)
 
 
-def dossier_contribution(state: DossierState, as_of: int, context: Context) -> Contribution:
+def _memo(context: Context, key: tuple, build: Callable[[], Part]) -> Part:
+    """Parts are built once per distinct set of facts and shared: most dossiers repeat a few shapes."""
+    part = context.memo.get(key)
+    if part is None:
+        if len(context.memo) >= MEMO_LIMIT:
+            context.memo.clear()
+        part = context.memo[key] = build()
+    return part
+
+
+def _active_part(unit: str, pieces: tuple[tuple[str, Outcome, bool, str | None], ...]) -> Part:
+    blocks: list[Block] = []
+    for period_key, outcome, satisfied, officer in pieces:
+        names = ["ON_TIME.d", "DOSSIER_RECEIVING_SATISFACTION.d", f"out.{outcome.value}"]
+        if outcome in lc.GOOD_OUTCOMES:
+            names.append("ON_TIME.n")
+        if satisfied:
+            names.append("DOSSIER_RECEIVING_SATISFACTION.n")
+        blocks.append((unit, (period_key,), tuple(sorted(names))))
+        if officer is not None:
+            verdict = "overdue_held" if outcome is Outcome.OVERDUE else "late_completed"
+            blocks.append((f"{unit}|{officer}", (period_key,), ("missed", verdict)))
+    return tuple(blocks)
+
+
+# The parts of a dossier's contribution, as bits: which ones an event can change.
+RECEIVED_PART, COMPLETED_PART, ACTIVE_PART, STEPS_PART = 1, 2, 4, 8
+ALL_PARTS = 15
+TIME_DRIVEN_PARTS = ACTIVE_PART | STEPS_PART  # the only parts that change as "as of" passes next_change()
+PARTS_CHANGED_BY: dict[type, int] = {
+    ev.DossierReceived: ALL_PARTS,
+    ev.DossierStatusChanged: RECEIVED_PART | COMPLETED_PART | ACTIVE_PART,
+    ev.SupplementRequested: ACTIVE_PART,
+    ev.SupplementReceived: ACTIVE_PART,
+    ev.FinancialObligationRequested: ACTIVE_PART,
+    ev.PaymentMade: RECEIVED_PART | ACTIVE_PART,
+    ev.DigitisationRecorded: RECEIVED_PART,
+    ev.ResultIssued: RECEIVED_PART | COMPLETED_PART,
+    ev.PortalSyncAcknowledged: RECEIVED_PART,
+    ev.DossierRated: ACTIVE_PART,
+    ev.ProcessingStep: ACTIVE_PART | STEPS_PART,
+    ev.DueReappointed: ACTIVE_PART,
+    ev.PetitionLinked: ACTIVE_PART,
+}
+
+
+def dossier_contribution(state: DossierState, as_of: int, context: Context, previous: Contribution = (),
+                         stale: int = ALL_PARTS) -> Contribution:
+    """Four parts: counts by receipt period, by completion period, per active period, per officer step.
+
+    With `previous` (the contribution last computed for this dossier), the active and steps parts
+    are reused unless their bit is in `stale` (the receipt and completion parts are cheap and always
+    recomputed): the caller vouches that no event since changed them and that "as of" has
+    not reached the dossier's next_change().
+    """
     received_at, unit = state.received_at, state.unit
     if received_at is None or unit is None or lc.is_excluded(state, as_of):
-        return {}
+        return ()
+    if previous and len(previous) == 4:
+        active = previous[2] if not stale & ACTIVE_PART else _active(state, unit, as_of, context)
+        steps = previous[3] if not stale & STEPS_PART else _steps(state, unit, as_of, context)
+    else:
+        active, steps = _active(state, unit, as_of, context), _steps(state, unit, as_of, context)
+    flags, channel, procedure = state.flags, state.channel, state.procedure
+    received_month = month_index(received_at)
+    fee_bearing, received_flags = state.fee > 0, flags & RECEIVED_FLAGS
+    names = _memo(context, ("rn", procedure, channel, fee_bearing, received_flags),
+                  lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure))))
+    received = ((unit, period_keys_at_month(received_month), names),)
+    completed: Part = ()
+    completed_by = state.status_at.get(9) or state.status_at.get(10)
+    if completed_by is not None and completed_by <= as_of and flags & lc.RETURNS_DOCUMENT:
+        electronic = bool(flags & lc.RESULT_ELECTRONIC)
+        completed = ((unit, period_keys_at_month(month_index(completed_by)),
+                      ORIGINAL_RESULT_NAMES[electronic]),)
+    return received, completed, active, steps
+
+
+def _active(state: DossierState, unit: str, as_of: int, context: Context) -> Part:
     switches = context.ruleset.lifecycle
     fallback_due = context.fallback_due(state)
     end = lc.end_time(state, as_of)
-    found: dict[tuple[str, str], list[str]] = {}
-
-    def add(owner: str, period: Period, names: list[str] | tuple[str, ...]) -> None:
-        found.setdefault((owner, period.key), []).extend(names)
-
-    for period in periods_of(received_at):
-        add(unit, period, _received_counters(state))
-    completed_by = state.status_at.get(9) or state.status_at.get(10)
-    if completed_by is not None and completed_by <= as_of and state.flags & lc.RETURNS_DOCUMENT:
-        for period in periods_of(completed_by):
-            add(unit, period, _pair("ORIGINAL_RESULT_AVAILABLE", bool(state.flags & lc.RESULT_ELECTRONIC)))
-    rated_unhappy = state.rating is not None and state.rating[1] == NOT_SATISFIED
+    rating = state.rating
+    petitioned = bool(state.flags & lc.PETITION_FILED)
     outcomes: dict[int, Outcome] = {}
-    for period in periods_between(received_at, end if end is not None else as_of):
+    pieces = []
+    for period in periods_between(state.received_at, end if end is not None else as_of):  # type: ignore[arg-type]
         cutoff = min(period.end, as_of)
-        outcome = outcomes.get(cutoff)
+        # A closed dossier's outcome is the same at every cutoff after its end: classify it once.
+        judged = as_of if end is not None and cutoff >= end else cutoff
+        outcome = outcomes.get(judged)
         if outcome is None:
-            outcome = outcomes[cutoff] = lc.classify(state, cutoff, switches, fallback_due)
-        unhappy = rated_unhappy and state.rating[0] <= cutoff  # type: ignore[index]
-        add(unit, period, (
-            *_pair("ON_TIME", outcome in lc.GOOD_OUTCOMES),
-            *_pair("DOSSIER_RECEIVING_SATISFACTION", not (
-                outcome in BAD_OUTCOMES or unhappy or state.flags & lc.PETITION_FILED)),
-            f"out.{outcome.value}",
-        ))
-        if outcome in BAD_OUTCOMES:
+            outcome = outcomes[judged] = lc.classify(state, judged, switches, fallback_due)
+        unhappy = rating is not None and rating[1] == NOT_SATISFIED and rating[0] <= cutoff
+        bad = outcome in BAD_OUTCOMES
+        officer = None
+        if bad:
             officer = (holder_at(state, cutoff) if outcome is Outcome.OVERDUE
                        else accountable_officer(state, end or cutoff))
-            if officer:
-                add(f"{unit}|{officer}", period, ("missed", "overdue_held" if outcome is Outcome.OVERDUE
-                                                  else "late_completed"))
-    for step in state.steps.values():
+        pieces.append((period.key, outcome, not (bad or unhappy or petitioned), officer))
+    key = ("a", unit, tuple(pieces))
+    return _memo(context, key, lambda: _active_part(unit, key[2]))
+
+
+def _steps(state: DossierState, unit: str, as_of: int, context: Context) -> Part:
+    if not state.steps:
+        return ()
+    steps = tuple(state.steps.values())
+    if all(step.completed is not None and step.completed <= as_of for step in steps):
+        # The usual case, independent of "as of": memoise on the (hashable) steps themselves.
+        return _memo(context, ("s", unit, steps), lambda: _step_blocks(unit, steps, as_of))
+    return _step_blocks(unit, steps, as_of)
+
+
+def _step_blocks(unit: str, steps: tuple[Step, ...], as_of: int) -> Part:
+    facts = []
+    for step in steps:
         if step.completed is not None and step.completed <= as_of:
-            verdict = "steps_on_time" if step.completed <= step.due else "steps_late"
-            for period in periods_of(step.completed):
-                add(f"{unit}|{step.officer}", period, (verdict,))
+            facts.append((step.officer, month_index(step.completed),
+                          STEPS_ON_TIME if step.completed <= step.due else STEPS_LATE))
         elif step.due < as_of:
-            for period in periods_of(as_of):
-                add(f"{unit}|{step.officer}", period, ("steps_open_late",))
-    return {key: tuple(sorted(names)) for key, names in found.items()}
+            facts.append((step.officer, month_index(as_of), STEPS_OPEN_LATE))
+    facts.sort()
+    return tuple((f"{unit}|{officer}", period_keys_at_month(month), verdict) for officer, month, verdict in facts)
 
 
 def next_change(state: DossierState, as_of: int, context: Context) -> int | None:
@@ -158,19 +252,46 @@ def next_change(state: DossierState, as_of: int, context: Context) -> int | None
     return min(candidates)
 
 
-def diff(old: Contribution, new: Contribution) -> dict[tuple[str, str, str], int]:
-    """Counter deltas (owner, period, counter) → change, from one contribution to the next."""
-    delta: dict[tuple[str, str, str], int] = {}
-    for key in old.keys() | new.keys():
-        before, after = old.get(key, ()), new.get(key, ())
-        if before == after:
+def _add_block(delta: dict[TallyKey, int], owner: str, periods: tuple[str, ...], names: Iterable[str],
+               sign: int) -> None:
+    for period in periods:
+        for name in names:
+            key = (owner, period, name)
+            delta[key] = delta.get(key, 0) + sign
+
+
+def diff(old: Contribution, new: Contribution, delta: dict[TallyKey, int]) -> None:
+    """Add to `delta` the change from one contribution to the next: only parts that differ, and
+    within a block whose owner and periods stay, only the names that differ."""
+    for index in range(max(len(old), len(new))):
+        before = old[index] if index < len(old) else ()
+        after = new[index] if index < len(new) else ()
+        if before is after or before == after:
             continue
-        change = Counter(after)
-        change.subtract(before)
-        for name, amount in change.items():
-            if amount:
-                delta[(*key, name)] = amount
-    return delta
+        if not before or not after:
+            for owner, periods, names in before:
+                _add_block(delta, owner, periods, names, -1)
+            for owner, periods, names in after:
+                _add_block(delta, owner, periods, names, 1)
+            continue
+        old_blocks: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for owner, periods, names in before:
+            old_blocks.setdefault((owner, periods), []).extend(names)
+        new_blocks: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for owner, periods, names in after:
+            new_blocks.setdefault((owner, periods), []).extend(names)
+        for place in old_blocks.keys() | new_blocks.keys():
+            old_names, new_names = old_blocks.get(place, ()), new_blocks.get(place, ())
+            if old_names == new_names:
+                continue
+            if not old_names or not new_names:
+                _add_block(delta, place[0], place[1], new_names or old_names, 1 if new_names else -1)
+                continue
+            change = Counter(new_names)
+            change.subtract(old_names)
+            for name, amount in change.items():
+                if amount:
+                    _add_block(delta, place[0], place[1], (name,), amount)
 
 
 # --- petitions (PAKN) ---------------------------------------------------------------------------
@@ -217,23 +338,23 @@ def petition_deadline(state: PetitionState, context: Context) -> int:
 
 def petition_contribution(state: PetitionState, as_of: int, context: Context) -> Contribution:
     if state.received_at is None or state.unit is None or state.received_at > as_of:
-        return {}
+        return ()
     deadline = petition_deadline(state, context)
     answered = state.answered_at if state.answered_at is not None and state.answered_at <= as_of else None
-    found: dict[tuple[str, str], list[str]] = {}
+    unit = state.unit
+    blocks: list[Block] = []
     for period in periods_between(state.received_at, answered if answered is not None else as_of):
         cutoff = min(period.end, as_of)
         on_time = answered <= deadline if answered is not None and answered <= cutoff else cutoff <= deadline
-        found.setdefault((state.unit, period.key), []).extend(_pair("PETITION_PROCESSING_ON_TIME", on_time))
+        blocks.append(_block(unit, (period,), _pair("PETITION_PROCESSING_ON_TIME", on_time)))
     late = (answered if answered is not None else as_of) > deadline
     disliked = state.rating is not None and state.rating[0] <= as_of and not state.rating[1]
-    for period in periods_of(state.received_at):
-        found.setdefault((state.unit, period.key), []).extend((
-            *_pair("PETITION_HANDLING_SATISFACTION", not (late or disliked or state.reraised)),
-            *_pair("PETITION_CLASSIFICATION_TTHC", state.about == "procedure"),
-            *_pair("PETITION_CLASSIFICATION_STAFF", state.about == "officer"),
-        ))
-    return {key: tuple(sorted(names)) for key, names in found.items()}
+    blocks.append(_block(unit, periods_of(state.received_at), (
+        *_pair("PETITION_HANDLING_SATISFACTION", not (late or disliked or state.reraised)),
+        *_pair("PETITION_CLASSIFICATION_TTHC", state.about == "procedure"),
+        *_pair("PETITION_CLASSIFICATION_STAFF", state.about == "officer"),
+    )))
+    return (tuple(blocks),)
 
 
 def petition_next_change(state: PetitionState, as_of: int, context: Context) -> int | None:
@@ -251,9 +372,7 @@ def petition_next_change(state: PetitionState, as_of: int, context: Context) -> 
     return min(candidates)
 
 
-def counters_of(contribution: Mapping[tuple[str, str], tuple[str, ...]]) -> Counter:
-    total: Counter = Counter()
-    for (owner, period), names in contribution.items():
-        for name in names:
-            total[(owner, period, name)] += 1
-    return total
+def add_to(tallies: dict[TallyKey, int], contribution: Contribution) -> None:
+    for part in contribution:
+        for owner, periods, names in part:
+            _add_block(tallies, owner, periods, names, 1)

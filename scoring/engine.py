@@ -17,13 +17,15 @@ from scoring import contributions as contrib
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
-from scoring.lifecycle import DossierState, reduce
+from scoring.lifecycle import DossierState, epoch_seconds, reduce
 from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units
 from scoring.ruleset import Ruleset
 
 Delta = dict[tuple[str, str, str], int]
 DOSSIER, PETITION = "d", "p"
+DOSSIER_EVENT_TYPES = frozenset(ev.DossierEvents.__args__)
+PARTS_CHANGED_BY = contrib.PARTS_CHANGED_BY
 
 
 class Engine:
@@ -37,6 +39,10 @@ class Engine:
         self._emitted_at: dict[tuple[str, str], int] = {}
         self._schedule: list[tuple[int, str, str]] = []
         self._scheduled: dict[tuple[str, str], int] = {}
+        # Contributions as last tallied. Parts are shared memo objects, so this costs a tuple per
+        # entity; a worker that restarts without it recomputes them from state and `_emitted_at`.
+        self._last: dict[tuple[str, str], Contribution] = {}
+        self._stale: dict[tuple[str, str], int] = {}  # parts the current batch may have changed
 
     @property
     def directory(self) -> Directory:
@@ -47,14 +53,17 @@ class Engine:
     def _fold(self, event: ev.EventBase, before: dict[tuple[str, str], Contribution]) -> bool:
         """Reduce one event; remember the touched entity's contribution as last emitted.
         Returns True when the directory changed."""
-        moment = int(event.occurred_at.timestamp())
+        moment = epoch_seconds(event.occurred_at)
         if self.latest_event_at is None or moment > self.latest_event_at:
             self.latest_event_at = moment
-        if isinstance(event, ev.DossierEvent):
-            key = (DOSSIER, event.dossier_code)
+        if type(event) in DOSSIER_EVENT_TYPES:
+            code = event.dossier_code  # type: ignore[attr-defined]
+            key = (DOSSIER, code)
             if key not in before:
                 before[key] = self._emitted(key)
-            self.dossiers[event.dossier_code] = reduce(self.dossiers.get(event.dossier_code), event)
+            stale = self._stale
+            stale[key] = stale.get(key, 0) | PARTS_CHANGED_BY[type(event)]
+            self.dossiers[code] = reduce(self.dossiers.get(code), event, moment)  # type: ignore[arg-type]
         elif isinstance(event, ev.PetitionEvent):
             key = (PETITION, event.petition_id)
             if key not in before:
@@ -78,18 +87,24 @@ class Engine:
         for event in events:
             self._fold(event, scratch)
             scratch.clear()
+        self._stale.clear()
 
     # --- contributions --------------------------------------------------------------------------
 
-    def contribution(self, key: tuple[str, str], as_of: int) -> Contribution:
+    def contribution(self, key: tuple[str, str], as_of: int, previous: Contribution = (),
+                     stale: int = contrib.ALL_PARTS) -> Contribution:
         kind, code = key
         if kind == DOSSIER:
-            return contrib.dossier_contribution(self.dossiers[code], as_of, self.context)
+            return contrib.dossier_contribution(self.dossiers[code], as_of, self.context, previous, stale)
         return contrib.petition_contribution(self.petitions[code], as_of, self.context)
 
     def _emitted(self, key: tuple[str, str]) -> Contribution:
+        """The contribution last added to the tallies: cached, or recomputed from the state."""
+        cached = self._last.get(key)
+        if cached is not None:
+            return cached
         emitted_at = self._emitted_at.get(key)
-        return {} if emitted_at is None else self.contribution(key, emitted_at)
+        return () if emitted_at is None else self.contribution(key, emitted_at)
 
     def _next_change(self, key: tuple[str, str], as_of: int) -> int | None:
         kind, code = key
@@ -101,9 +116,7 @@ class Engine:
         """Every counter recomputed from the states as of `as_of`."""
         tallies: Counter = Counter()
         for key in self._keys():
-            for (owner, period), names in self.contribution(key, as_of).items():
-                for name in names:
-                    tallies[(owner, period, name)] += 1
+            contrib.add_to(tallies, self.contribution(key, as_of))
         return tallies
 
     def _keys(self) -> Iterable[tuple[str, str]]:
@@ -132,14 +145,22 @@ class Engine:
                 del self._scheduled[key]
                 if key not in before:
                     before[key] = self._emitted(key)
+                self._stale[key] = self._stale.get(key, 0) | contrib.TIME_DRIVEN_PARTS
         delta: Delta = {}
+        stale_parts = self._stale
         for key, old in before.items():
-            new = self.contribution(key, as_of)
-            for counter, change in contrib.diff(old, new).items():
-                delta[counter] = delta.get(counter, 0) + change
+            # Reuse is only safe from a contribution that was really emitted at `_emitted_at`.
+            reusable = old if key in self._last else ()
+            new = self.contribution(key, as_of, reusable, stale_parts.get(key, contrib.ALL_PARTS))
+            contrib.diff(old, new, delta)
             self._emitted_at[key] = as_of
+            self._last[key] = new
             self._plan(key, as_of)
-        self.tallies.update(delta)
+        stale_parts.clear()
+        tallies = self.tallies
+        for counter, change in delta.items():
+            if change:
+                tallies[counter] = tallies.get(counter, 0) + change
         return {counter: change for counter, change in delta.items() if change}
 
     def _plan(self, key: tuple[str, str], as_of: int) -> None:
@@ -158,6 +179,7 @@ class Engine:
         self.tallies = fresh
         self._schedule.clear()
         self._scheduled.clear()
+        self._last.clear()
         for key in list(self._keys()):
             self._emitted_at[key] = as_of
             self._plan(key, as_of)

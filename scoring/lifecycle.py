@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 
 from msgspec import Struct
@@ -46,7 +47,7 @@ PETITION_FILED = 1024
 FEE_PAID = 2048
 
 
-class Step(Struct, array_like=True, gc=False):
+class Step(Struct, array_like=True, gc=False, frozen=True):
     """One processing step; merged field by field so any order of its start/end events agrees."""
 
     version: tuple[int, str, str, int]  # (occurred_at, officer, department, step due): max wins
@@ -89,8 +90,22 @@ class DossierState(Struct, array_like=True, gc=False):
         return not any(status in self.status_at for status in (3, 7, 8, 9, 10))
 
 
-def _seconds(moment) -> int:
-    return int(moment.timestamp())
+_OFFSETS: dict[object, int] = {}
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole epoch seconds of an aware datetime — twice as fast as `int(moment.timestamp())`,
+    which matters at two calls per event."""
+    zone = moment.tzinfo
+    offset = _OFFSETS.get(zone)
+    if offset is None:
+        offset = _OFFSETS[zone] = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+    return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
+            + moment.second - offset)
+
+
+_seconds = epoch_seconds
 
 
 def _add_time(times: list[int], moment: int) -> None:
@@ -105,8 +120,7 @@ def _status(state: DossierState, status: int, at: int) -> None:
     state.last_status = max(state.last_status, (at, status))
 
 
-def _received(state: DossierState, event: ev.DossierReceived) -> None:
-    at = _seconds(event.occurred_at)
+def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
     version = (at, event.event_id)
     _status(state, 2, _seconds(event.received_at))
     if state.received is not None and version <= state.received:
@@ -120,8 +134,7 @@ def _received(state: DossierState, event: ev.DossierReceived) -> None:
     state.fee, state.receiver = event.fee_amount, event.officer_id
 
 
-def _status_changed(state: DossierState, event: ev.DossierStatusChanged) -> None:
-    at = _seconds(event.occurred_at)
+def _status_changed(state: DossierState, event: ev.DossierStatusChanged, at: int) -> None:
     _status(state, event.status, at)
     if event.status == 5:
         _add_time(state.supplement_requests, at)
@@ -129,28 +142,26 @@ def _status_changed(state: DossierState, event: ev.DossierStatusChanged) -> None
         _add_time(state.obligation_requests, at)
 
 
-def _supplement_requested(state: DossierState, event: ev.SupplementRequested) -> None:
-    at = _seconds(event.occurred_at)
+def _supplement_requested(state: DossierState, event: ev.SupplementRequested, at: int) -> None:
     _status(state, 5, at)
     _add_time(state.supplement_requests, at)
 
 
-def _supplement_received(state: DossierState, event: ev.SupplementReceived) -> None:
-    _add_time(state.supplement_receipts, _seconds(event.occurred_at))
+def _supplement_received(state: DossierState, event: ev.SupplementReceived, at: int) -> None:
+    _add_time(state.supplement_receipts, at)
 
 
-def _obligation(state: DossierState, event: ev.FinancialObligationRequested) -> None:
-    at = _seconds(event.occurred_at)
+def _obligation(state: DossierState, event: ev.FinancialObligationRequested, at: int) -> None:
     _status(state, 6, at)
     _add_time(state.obligation_requests, at)
 
 
-def _payment(state: DossierState, event: ev.PaymentMade) -> None:
-    _add_time(state.obligation_payments, _seconds(event.occurred_at))
+def _payment(state: DossierState, event: ev.PaymentMade, at: int) -> None:
+    _add_time(state.obligation_payments, at)
     state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0)
 
 
-def _digitisation(state: DossierState, event: ev.DigitisationRecorded) -> None:
+def _digitisation(state: DossierState, event: ev.DigitisationRecorded, at: int) -> None:
     state.flags |= (
         (COMPONENTS_DIGITISED if event.components_digitised else 0)
         | (RESULT_DIGITISED if event.result_digitised else 0)
@@ -160,7 +171,7 @@ def _digitisation(state: DossierState, event: ev.DigitisationRecorded) -> None:
     )
 
 
-def _result(state: DossierState, event: ev.ResultIssued) -> None:
+def _result(state: DossierState, event: ev.ResultIssued, at: int) -> None:
     state.flags |= (
         RESULT_ISSUED
         | (RESULT_ELECTRONIC if event.electronic else 0)
@@ -168,18 +179,18 @@ def _result(state: DossierState, event: ev.ResultIssued) -> None:
     )
 
 
-def _synced(state: DossierState, event: ev.PortalSyncAcknowledged) -> None:
+def _synced(state: DossierState, event: ev.PortalSyncAcknowledged, at: int) -> None:
     state.flags |= SYNCED
 
 
-def _rated(state: DossierState, event: ev.DossierRated) -> None:
-    rating = (_seconds(event.occurred_at), RATING_RANK[event.rating])
+def _rated(state: DossierState, event: ev.DossierRated, at: int) -> None:
+    rating = (at, RATING_RANK[event.rating])
     if state.rating is None or rating > state.rating:
         state.rating = rating
 
 
-def _step(state: DossierState, event: ev.ProcessingStep) -> None:
-    version = (_seconds(event.occurred_at), event.officer_id, event.department, _seconds(event.step_due_at))
+def _step(state: DossierState, event: ev.ProcessingStep, at: int) -> None:
+    version = (at, event.officer_id, event.department, _seconds(event.step_due_at))
     started = _seconds(event.started_at)
     completed = _seconds(event.completed_at) if event.completed_at else None
     steps = state.steps
@@ -192,17 +203,17 @@ def _step(state: DossierState, event: ev.ProcessingStep) -> None:
         steps[event.step_id] = Step(max(known.version, version), min(known.started, started), completed)
 
 
-def _reappointed(state: DossierState, event: ev.DueReappointed) -> None:
-    candidate = (_seconds(event.occurred_at), _seconds(event.new_due_at))
+def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None:
+    candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
 
 
-def _petition_linked(state: DossierState, event: ev.PetitionLinked) -> None:
+def _petition_linked(state: DossierState, event: ev.PetitionLinked, at: int) -> None:
     state.flags |= PETITION_FILED
 
 
-_REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent], None]] = {
+_REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent, int], None]] = {
     ev.DossierReceived: _received,
     ev.DossierStatusChanged: _status_changed,
     ev.SupplementRequested: _supplement_requested,
@@ -219,11 +230,12 @@ _REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent], None]] = {
 }
 
 
-def reduce(state: DossierState | None, event: ev.DossierEvent) -> DossierState:
-    """Fold one event into a dossier's state. The state passed in is updated and returned."""
+def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = None) -> DossierState:
+    """Fold one event into a dossier's state. The state passed in is updated and returned.
+    `at` is the event's occurred_at in epoch seconds, when the caller already has it."""
     if state is None:
         state = DossierState(event.dossier_code)
-    _REDUCERS[type(event)](state, event)
+    _REDUCERS[type(event)](state, event, _seconds(event.occurred_at) if at is None else at)
     return state
 
 

@@ -80,9 +80,13 @@ def _month_of_day(local_day_number: int) -> int:
 PERIOD_KINDS = ("month", "quarter", "year")
 
 
-def periods_between(start: int, end: int) -> list[Period]:
+def periods_between(start: int, end: int) -> tuple[Period, ...]:
     """Every month, quarter and year period overlapping [start, end]."""
-    first, last = month_index(start), month_index(end)
+    return _periods_between_months(month_index(start), month_index(end))
+
+
+@lru_cache(maxsize=4096)
+def _periods_between_months(first: int, last: int) -> tuple[Period, ...]:
     found: list[Period] = []
     for kind in PERIOD_KINDS:
         seen = set()
@@ -91,9 +95,19 @@ def periods_between(start: int, end: int) -> list[Period]:
             if period.key not in seen:
                 seen.add(period.key)
                 found.append(period)
-    return found
+    return tuple(found)
 
 
 def periods_of(moment: int) -> tuple[Period, Period, Period]:
-    index = month_index(moment)
+    return periods_at_month(month_index(moment))
+
+
+@lru_cache(maxsize=4096)
+def periods_at_month(index: int) -> tuple[Period, Period, Period]:
     return period_at("month", index), period_at("quarter", index), period_at("year", index)
+
+
+@lru_cache(maxsize=4096)
+def period_keys_at_month(index: int) -> tuple[str, str, str]:
+    month, quarter, year = periods_at_month(index)
+    return month.key, quarter.key, year.key
