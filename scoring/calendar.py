@@ -181,6 +181,32 @@ class WorkingCalendar:
                 second = hi
             day, second = self.next_working_day(day), 0
 
+    def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
+        """The instant that lies `minutes` of working time before `end`."""
+        remaining = round(minutes * 60)
+        moment = local(end)
+        day = moment.date()
+        second = moment.hour * 3600 + moment.minute * 60 + moment.second
+        if not self.is_working_day(day):
+            day, second = self._previous_working_day(day), 24 * 3600
+        while True:
+            for window_start, window_end in reversed(hours.windows):
+                lo, hi = window_start * 60, window_end * 60
+                if second <= lo:
+                    continue
+                finish = min(second, hi)
+                if remaining <= finish - lo:
+                    return at(day, 0) + finish - remaining
+                remaining -= finish - lo
+                second = lo
+            day, second = self._previous_working_day(day), 24 * 3600
+
+    def _previous_working_day(self, day: date) -> date:
+        day -= timedelta(days=1)
+        while not self.is_working_day(day):
+            day -= timedelta(days=1)
+        return day
+
     def working_minutes_between(self, start: int, end: int, hours: WorkingHours = STANDARD_HOURS) -> int:
         """Working minutes in [start, end); negative when end is before start."""
         if end < start:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from schemas import events as ev
 from scoring import contributions as contrib
+from scoring.alerts import Alert, AlertPolicy, alerts_between, next_alert_at
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
@@ -29,8 +30,11 @@ PARTS_CHANGED_BY = contrib.PARTS_CHANGED_BY
 
 
 class Engine:
-    def __init__(self, ruleset: Ruleset, calendar: WorkingCalendar, directory: Directory | None = None):
+    def __init__(self, ruleset: Ruleset, calendar: WorkingCalendar, directory: Directory | None = None,
+                 alert_policy: AlertPolicy | None = None):
         self.context = Context(ruleset, calendar, directory or Directory())
+        self.alert_policy = alert_policy
+        self.alerts: list[Alert] = []  # raised by apply_batch; the caller drains them
         self.dossiers: dict[str, DossierState] = {}
         self.petitions: dict[str, PetitionState] = {}
         self.tallies: Counter = Counter()
@@ -108,9 +112,28 @@ class Engine:
 
     def _next_change(self, key: tuple[str, str], as_of: int) -> int | None:
         kind, code = key
-        if kind == DOSSIER:
-            return contrib.next_change(self.dossiers[code], as_of, self.context)
-        return contrib.petition_next_change(self.petitions[code], as_of, self.context)
+        if kind != DOSSIER:
+            return contrib.petition_next_change(self.petitions[code], as_of, self.context)
+        state = self.dossiers[code]
+        when = contrib.next_change(state, as_of, self.context)
+        if self.alert_policy is not None and state.received_at is not None:
+            alert_at = next_alert_at(state, as_of, *self._alert_args(state))
+            if alert_at is not None and (when is None or alert_at < when):
+                when = alert_at
+        return when
+
+    def _alert_args(self, state: DossierState) -> tuple:
+        context = self.context
+        return (context.ruleset.lifecycle, context.calendar, context.directory.hours(state.unit),
+                self.alert_policy, context.fallback_due(state))
+
+    def _raise_alerts(self, key: tuple[str, str], as_of: int) -> None:
+        kind, code = key
+        state = self.dossiers.get(code) if kind == DOSSIER else None
+        if self.alert_policy is None or state is None or state.received_at is None:
+            return
+        since = self._emitted_at.get(key, state.received_at - 1)
+        self.alerts += alerts_between(state, since, as_of, *self._alert_args(state))
 
     def full_tallies(self, as_of: int) -> Counter:
         """Every counter recomputed from the states as of `as_of`."""
@@ -153,6 +176,7 @@ class Engine:
             reusable = old if key in self._last else ()
             new = self.contribution(key, as_of, reusable, stale_parts.get(key, contrib.ALL_PARTS))
             contrib.diff(old, new, delta)
+            self._raise_alerts(key, as_of)
             self._emitted_at[key] = as_of
             self._last[key] = new
             self._plan(key, as_of)

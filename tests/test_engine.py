@@ -79,3 +79,28 @@ def test_a_late_catalogue_change_rebuilds_consistently(ruleset, calendar):
     engine.apply_batch([unit("H15.01", "agency"), procedure("P1", ["H15.01"], limit=(3, "working_days"))])
     assert engine.tallies[("H15.01", "month:2026-09", "ON_TIME.n")] == 0  # legal limit: due 4 Sep
     assert nonzero(engine.tallies) == nonzero(engine.full_tallies(engine.as_of))
+
+
+def test_a_dossier_raises_approaching_apology_and_overdue_alerts_once(ruleset, calendar):
+    from scoring.alerts import AlertPolicy
+    from scoring.calendar import local
+
+    engine = Engine(ruleset, calendar, alert_policy=AlertPolicy())
+    engine.apply_batch([received("A", "2026-09-07 09:00", "2026-09-10 17:00")])
+    assert engine.alerts == []
+    for moment in ("2026-09-09 07:29", "2026-09-09 07:30", "2026-09-09 17:00", "2026-09-10 11:00",
+                   "2026-09-10 17:00", "2026-09-10 17:01", "2026-09-11 09:00"):
+        engine.apply_batch([], as_of=ts(moment))
+    raised = [(alert.kind, local(alert.at).strftime("%m-%d %H:%M")) for alert in engine.alerts]
+    assert raised == [("approaching", "09-09 07:30"), ("apology_due", "09-10 07:30"),
+                      ("approaching", "09-10 11:00"), ("overdue", "09-10 17:00")]
+    assert len({alert.alert_id for alert in engine.alerts}) == 4
+
+
+def test_no_alert_for_a_dossier_completed_in_time(ruleset, calendar):
+    from scoring.alerts import AlertPolicy
+
+    engine = Engine(ruleset, calendar, alert_policy=AlertPolicy())
+    engine.apply_batch([received("B", "2026-09-07 09:00", "2026-09-10 17:00"), status("B", "2026-09-08 09:00", 9)])
+    engine.apply_batch([], as_of=ts("2026-09-20 09:00"))
+    assert engine.alerts == []
