@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import resources
+from cli import resources, streaming
 from cli.history import ReadStats, missing, open_history, read_events, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
@@ -25,6 +25,10 @@ app = typer.Typer(help="chiso766 — real-time Decision 766 service-quality scor
                   pretty_exceptions_enable=False)
 ruleset_app = typer.Typer(help="Work with ruleset files (weights, targets, 0/0 rules).", no_args_is_help=True)
 app.add_typer(ruleset_app, name="ruleset")
+app.add_typer(streaming.stack_app, name="stack")
+app.command("worker")(streaming.worker)
+app.command("replay")(streaming.replay)
+app.command("scores")(streaming.scores)
 err = Console(stderr=True)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)

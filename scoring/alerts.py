@@ -42,7 +42,8 @@ def scheduled_alerts(state: DossierState, switches: LifecycleSwitches, calendar:
                      hours: WorkingHours, policy: AlertPolicy, fallback_due: int | None = None,
                      after: int | None = None) -> list[tuple[int, str, int]]:
     """(instant, kind, threshold) of every alert an open dossier would raise, judged as of `after`."""
-    moment = after if after is not None else (state.received_at or 0)
+    received_at = state.received_at or 0
+    moment = max(after, received_at) if after is not None else received_at
     overdue_at = lc.turns_overdue_at(state, moment, switches, fallback_due)
     if overdue_at is None:
         return []

@@ -83,6 +83,7 @@ class Directory:
     _versions: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     _ancestors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _handled: dict[str, tuple[Procedure, ...]] | None = None
+    version: int = 0  # bumped on every change, so engines sharing the directory notice it
 
     def apply(self, event: ev.UnitUpserted | ev.ProcedureUpserted) -> bool:
         """Fold a catalogue event; True when it changed the directory."""
@@ -92,6 +93,7 @@ class Directory:
         if known is not None and version <= known:
             return False
         self._versions[key] = version
+        self.version += 1
         if isinstance(event, ev.UnitUpserted):
             self.units[event.unit_code] = unit_from_event(event)
             self._ancestors.clear()

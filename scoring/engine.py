@@ -29,12 +29,22 @@ DOSSIER_EVENT_TYPES = frozenset(ev.DossierEvents.__args__)
 PARTS_CHANGED_BY = contrib.PARTS_CHANGED_BY
 
 
+def petition_link(event: ev.PetitionReceived) -> ev.PetitionLinked:
+    """The dossier-side event of a petition about a dossier (indicator 5.4 counts it against it)."""
+    return ev.PetitionLinked(event_id=f"{event.event_id}#link", occurred_at=event.occurred_at, source=event.source,
+                             dossier_code=event.dossier_code or "", petition_id=event.petition_id)
+
+
 class Engine:
     def __init__(self, ruleset: Ruleset, calendar: WorkingCalendar, directory: Directory | None = None,
-                 alert_policy: AlertPolicy | None = None):
+                 alert_policy: AlertPolicy | None = None, link_petitions: bool = True):
         self.context = Context(ruleset, calendar, directory or Directory())
         self.alert_policy = alert_policy
+        # A streaming worker folds petitions and dossiers in different partitions and forwards the
+        # link as an event instead; the batch scorer links in place.
+        self.link_petitions = link_petitions
         self.alerts: list[Alert] = []  # raised by apply_batch; the caller drains them
+        self.touched: list[tuple[str, str]] = []  # entities the last apply_batch re-contributed
         self.dossiers: dict[str, DossierState] = {}
         self.petitions: dict[str, PetitionState] = {}
         self.tallies: Counter = Counter()
@@ -47,6 +57,7 @@ class Engine:
         # entity; a worker that restarts without it recomputes them from state and `_emitted_at`.
         self._last: dict[tuple[str, str], Contribution] = {}
         self._stale: dict[tuple[str, str], int] = {}  # parts the current batch may have changed
+        self._directory_version = self.directory.version
 
     @property
     def directory(self) -> Directory:
@@ -73,17 +84,14 @@ class Engine:
             if key not in before:
                 before[key] = self._emitted(key)
             self.petitions[event.petition_id] = contrib.reduce_petition(self.petitions.get(event.petition_id), event)
-            if isinstance(event, ev.PetitionReceived) and event.dossier_code:
+            if self.link_petitions and isinstance(event, ev.PetitionReceived) and event.dossier_code:
                 self._link_petition(event, before)
         elif isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
             return self.directory.apply(event)
         return False
 
     def _link_petition(self, event: ev.PetitionReceived, before: dict[tuple[str, str], Contribution]) -> None:
-        linked = ev.PetitionLinked(event_id=f"{event.event_id}#link", occurred_at=event.occurred_at,
-                                   source=event.source, dossier_code=event.dossier_code or "",
-                                   petition_id=event.petition_id)
-        self._fold(linked, before)
+        self._fold(petition_link(event), before)
 
     def load(self, events: Iterable[ev.EventBase]) -> None:
         """Fold events with no tallying (the batch scorer tallies once, at the end)."""
@@ -159,7 +167,9 @@ class Engine:
             directory_changed |= self._fold(event, before)
         as_of = max(as_of or 0, self.latest_event_at or 0, self.as_of or 0)
         self.as_of = as_of
-        if directory_changed:
+        if directory_changed or self._directory_version != self.directory.version:
+            self._directory_version = self.directory.version
+            self.touched = list(self._keys())
             return self._rebuild(as_of)
         while self._schedule and self._schedule[0][0] <= as_of:
             _, kind, code = heapq.heappop(self._schedule)
@@ -169,6 +179,7 @@ class Engine:
                 if key not in before:
                     before[key] = self._emitted(key)
                 self._stale[key] = self._stale.get(key, 0) | contrib.TIME_DRIVEN_PARTS
+        self.touched = list(before)
         delta: Delta = {}
         stale_parts = self._stale
         for key, old in before.items():
@@ -205,6 +216,7 @@ class Engine:
         self._scheduled.clear()
         self._last.clear()
         for key in list(self._keys()):
+            self._raise_alerts(key, as_of)
             self._emitted_at[key] = as_of
             self._plan(key, as_of)
         return {counter: change for counter, change in delta.items() if change}
@@ -214,6 +226,16 @@ class Engine:
         context = self.context
         return score_units(tallies if tallies is not None else self.full_tallies(as_of), period, as_of,
                            context.directory, context.ruleset, context.calendar)
+
+    def restore(self, dossiers: Iterable[DossierState], petitions: Iterable[PetitionState], as_of: int) -> None:
+        """Take states recovered from a changelog and recompute every tally from them."""
+        for state in dossiers:
+            self.dossiers[state.code] = state
+        for petition in petitions:
+            self.petitions[petition.petition_id] = petition
+        self.as_of = max(as_of, self.as_of or 0)
+        self._rebuild(self.as_of)
+        self._directory_version = self.directory.version
 
     def pending_changes(self) -> int:
         return len(self._scheduled)

@@ -1,0 +1,151 @@
+"""Commands for the live system: stack, worker, replay, scores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli import stack as local_stack
+from cli.history import missing, open_history
+
+stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
+err = Console(stderr=True)
+
+Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
+Partitions = Annotated[int, typer.Option("--partitions", min=1, max=64, help="Partitions of the input topics.")]
+StackName = Annotated[str, typer.Option("--name", help="Stack name (one directory per name).")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+@stack_app.command("up")
+def stack_up(name: StackName = "default") -> None:
+    """Fetch Kafka if needed, start the broker and redis-server, print where they listen."""
+    try:
+        info = local_stack.up(name)
+    except local_stack.StackError as error:
+        _fail(str(error))
+    print(f"bootstrap={info.bootstrap}")
+    print(f"redis_url={info.redis_url}")
+
+
+@stack_app.command("down")
+def stack_down(name: StackName = "default") -> None:
+    """Stop the stack's processes and remove its data."""
+    err.print("stopped" if local_stack.down(name) else "nothing was running")
+
+
+@stack_app.command("status")
+def stack_status(name: StackName = "default") -> None:
+    status = local_stack.status(name)
+    sys.stdout.buffer.write(orjson.dumps(status, option=orjson.OPT_INDENT_2) + b"\n")
+    if not status.get("running"):
+        raise typer.Exit(1)
+
+
+def _settings(namespace: str, partitions: int, **overrides):
+    from streams.config import resolve
+
+    try:
+        return resolve(namespace, partitions=partitions, **overrides)
+    except RuntimeError as error:
+        _fail(str(error))
+
+
+def worker(
+    namespace: Namespace = "chiso766",
+    mode: Annotated[str, typer.Option(help="live: as of = wall clock; replay: as of = event time.")] = "live",
+    partitions: Partitions = 4,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+    tick: Annotated[float, typer.Option(help="Seconds between live clock ticks.")] = 5.0,
+) -> None:
+    """Run a worker: consume the namespace's topics, keep tables, project into Redis."""
+    if mode not in ("live", "replay"):
+        _fail("--mode is live or replay")
+    from streams.worker import run_worker
+
+    run_worker(_settings(namespace, partitions, mode=mode, metrics_port=metrics_port, tick_seconds=tick))
+
+
+def replay(
+    history: Annotated[str, typer.Argument(help="History (.jsonl or .jsonl.gz) or - for stdin.")],
+    namespace: Namespace = "replay",
+    partitions: Partitions = 4,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once the namespace has scored all of it.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 1800.0,
+) -> None:
+    """Publish a history into a namespace whose workers run in replay mode (as of = event time)."""
+    from streams import replay as replaying
+
+    if missing(history):
+        _fail(f"history file {history} does not exist")
+    settings = _settings(namespace, partitions, mode="replay")
+    started = None
+    log_path = None
+    if wait and not asyncio.run(replaying.worker_running(settings)):
+        log_path = Path(settings.data_dir) / f"{namespace}-worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = replaying.start_worker(settings, "replay", str(log_path))
+        err.print(f"started a replay worker for {namespace} (log: {log_path})")
+    try:
+        with open_history(history) as stream, Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+                TimeElapsedColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("publish", total=None)
+            published = asyncio.run(replaying.publish(settings, stream, lambda n: progress.update(task, completed=n)))
+            err.print(f"published {published.events:,} events ({published.malformed:,} malformed) to {namespace}")
+            if wait:
+                task = progress.add_task("scored sources", total=len(published.sources))
+                try:
+                    asyncio.run(replaying.wait_for(settings, published, timeout,
+                                                   lambda done, total: progress.update(task, completed=done),
+                                                   started))
+                except (RuntimeError, TimeoutError) as error:
+                    _fail(f"{error}" + (f"; see {log_path}" if started is not None else ""))
+                err.print("all sources scored")
+    finally:
+        if started is not None:
+            os.killpg(started.pid, signal.SIGTERM)
+            started.wait(timeout=60)
+
+
+def scores(
+    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    namespace: Namespace = "chiso766",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = True,
+) -> None:
+    """Read live scores from the Redis projection (the `chiso766 score --json` shape)."""
+    import redis.asyncio as aioredis
+
+    from scoring.periods import PeriodError, parse_period
+    from streams.projection import read_report
+
+    try:
+        parse_period(period)
+    except PeriodError as error:
+        _fail(str(error))
+    settings = _settings(namespace, 4)
+
+    async def read() -> dict | None:
+        client = aioredis.from_url(settings.redis_url)
+        try:
+            return await read_report(client, settings.redis_prefix, period)
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(read())
+    if report is None:
+        _fail(f"no scores for {period} in namespace {namespace}")
+    sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")

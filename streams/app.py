@@ -1,0 +1,248 @@
+"""The Faust app: topics, agents, tables and timers. It moves bytes; `streams.scorer` and the
+pure core decide every number.
+
+Per namespace:
+  NS.dossier-events / NS.petition-events   P partitions, keyed by dossier code / petition id;
+                                           a message is one event or a JSON array of events
+  NS.catalog-events                        1 partition; every worker reads all of it
+  NS.dead-letter                           rejected input: original bytes, reason, topic/partition/offset
+  NS.tallies                               1 partition; per-batch absolute tallies for the projector
+Tables: dossier state and petition state (co-partitioned with their topics), the projector's tallies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+import faust
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from cli.resources import load_calendar, load_ruleset
+from schemas import decode
+from schemas import events as ev
+from scoring.alerts import AlertPolicy
+from scoring.directory import Directory
+from streams import metrics
+from streams.config import (
+    CATALOG_TOPIC,
+    CONTROL_HEADER,
+    DEAD_LETTER_TOPIC,
+    DOSSIER_TOPIC,
+    PETITION_TOPIC,
+    TALLY_TOPIC,
+    Settings,
+)
+from streams.projection import publish_alerts, write_listings, write_scores
+from streams.projector import Projector
+from streams.scorer import BatchResult, RawMessage, SourceScorer
+
+log = logging.getLogger("chiso766.worker")
+FULL_RESCORE_SECONDS = 10.0
+
+
+def build_app(settings: Settings) -> faust.App:  # noqa: C901 - the agents are closures over shared state
+    app = faust.App(
+        settings.app_id, broker=f"kafka://{settings.bootstrap}", store="memory://",
+        datadir=f"{settings.data_dir}/{settings.namespace}", web_enabled=False,
+        topic_partitions=settings.partitions, topic_allow_declare=True, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=30,
+        broker_commit_interval=1.0, producer_max_request_size=16 * 1024 * 1024,
+        consumer_max_fetch_size=16 * 1024 * 1024, stream_buffer_maxsize=20000, table_standby_replicas=0,
+        key_serializer="raw", value_serializer="raw",
+    )
+    ruleset, calendar = load_ruleset(), load_calendar()
+    directory = Directory()
+    policy = AlertPolicy()
+    projector = Projector(ruleset, calendar, directory)
+    redis = aioredis.from_url(settings.redis_url)
+    prefix = settings.redis_prefix
+    catalog_ready = asyncio.Event()
+    scorers: dict[str, SourceScorer] = {}
+    loaded = {"projector": False}
+    last_full_rescore = [0.0]
+
+    def raw_topic(name: str, partitions: int) -> faust.TopicT:
+        return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=partitions)
+
+    dossier_topic = raw_topic(DOSSIER_TOPIC, settings.partitions)
+    petition_topic = raw_topic(PETITION_TOPIC, settings.partitions)
+    dead_letter_topic = raw_topic(DEAD_LETTER_TOPIC, 1)
+    tally_topic = raw_topic(TALLY_TOPIC, 1)
+    # Keys are entity codes as bytes, hashed like the topics' keys: use_partitioner puts each state
+    # in the changelog partition of its input partition, so recovery restores it where it is needed.
+    tables = {
+        "d": app.Table("dossier-state", key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                       use_partitioner=True),
+        "p": app.Table("petition-state", key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                       use_partitioner=True),
+    }
+    tally_table = app.Table("tallies", key_type=bytes, value_type=bytes, partitions=1, use_partitioner=True)
+
+    @app.task
+    async def follow_catalog() -> None:
+        """Every worker folds the whole catalogue (units, procedures) into its directory."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        partition = TopicPartition(settings.topic(CATALOG_TOPIC), 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        try:
+            while True:
+                if await consumer.position(partition) >= end:
+                    catalog_ready.set()
+                batches = await consumer.getmany(partition, timeout_ms=500, max_records=5000)
+                for record in batches.get(partition, ()):
+                    event = decode(record.value)
+                    if isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
+                        directory.apply(event)
+                    else:
+                        metrics.REJECTED.labels(reason=getattr(event, "reason", "not_catalogue")).inc()
+        finally:
+            await consumer.stop()
+
+    def scorer_for(kind: str, partition: int, clock: dict[bytes, bytes]) -> tuple[SourceScorer, list | None]:
+        source = f"{kind}{partition}"
+        scorer = scorers.get(source)
+        if scorer is not None:
+            return scorer, None
+        scorer = scorers[source] = SourceScorer(source, settings.partitions, ruleset, calendar, directory, policy,
+                                                max(policy.approaching_minutes))
+        stored = ((key.decode(), value) for key, value in tables[kind].items())
+        as_of = int(clock.get(source.encode(), b"0"))
+        return scorer, scorer.restore(stored, as_of)
+
+    async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None) -> None:
+        table = tables[kind]
+        for code, value in result.state_writes.items():
+            table[code.encode()] = value
+        metrics.TABLE_WRITES.labels(table=f"{kind}-state").inc(len(result.state_writes))
+        entries = result.tallies
+        if replaced is not None:  # first batch since (re)start: all of the source's tallies
+            merged = {(owner, period): counters for owner, period, counters in replaced}
+            merged.update({(owner, period): counters for owner, period, counters in result.tallies})
+            entries = [(owner, period, counters) for (owner, period), counters in merged.items()]
+        message = {"source": result.source, "as_of": result.as_of, "watermark": watermark,
+                   "replace": replaced is not None, "entries": entries}
+        if message["entries"] or replaced is not None or watermark or result.as_of:
+            await tally_topic.send(key=result.source.encode(), value=orjson.dumps(message))
+        for letter in result.dead_letters:
+            metrics.REJECTED.labels(reason=letter.rejection.reason).inc()
+            await dead_letter_topic.send(value=orjson.dumps(letter.as_json()))
+        for code, body in result.reroute:
+            await dossier_topic.send(key=code.encode(), value=body)
+        if result.listings:
+            await write_listings(redis, prefix, result.listings)
+        if result.alerts:
+            sent = await publish_alerts(redis, prefix, result.alerts, settings.alert_stream_maxlen)
+            metrics.ALERTS.inc(sent)
+        await redis.hset(f"{prefix}:clock", result.source, result.as_of)
+
+    async def handle(kind: str, events: list[faust.EventT]) -> None:
+        await catalog_ready.wait()
+        clock = await redis.hgetall(f"{prefix}:clock")
+        by_partition: dict[int, list[RawMessage]] = defaultdict(list)
+        controls: dict[int, list[dict]] = defaultdict(list)
+        for event in events:
+            message = event.message
+            headers = dict(message.headers or ())
+            if CONTROL_HEADER in headers:
+                controls[message.partition].append(orjson.loads(message.value))
+                continue
+            by_partition[message.partition].append(
+                RawMessage(message.key, message.value, message.topic, message.partition, message.offset))
+        metrics.BATCH_SIZE.observe(len(events))
+        for partition in sorted(by_partition.keys() | controls.keys()):
+            scorer, replaced = scorer_for(kind, partition, clock)
+            now = None if settings.mode == "replay" else int(time.time())
+            result = scorer.process(by_partition.get(partition, []), now)
+            metrics.EVENTS_IN.labels(topic=kind).inc(result.events)
+            watermark = None
+            for control in controls.get(partition, []):
+                if control.get("kind") == "watermark" and settings.mode == "replay":
+                    later = scorer.process([], int(control["as_of"]))
+                    _merge(result, later)
+                    watermark = control.get("token")
+            await emit(kind, result, replaced, watermark)
+
+    @app.agent(dossier_topic)
+    async def dossiers(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
+            await handle("d", events)
+
+    @app.agent(petition_topic)
+    async def petitions(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
+            await handle("p", events)
+
+    @app.agent(tally_topic)
+    async def project(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(2000, within=0.2):
+            started = time.perf_counter()
+            await catalog_ready.wait()
+            if not loaded["projector"]:
+                projector.load((key.decode(), orjson.loads(value)) for key, value in tally_table.items())
+                loaded["projector"] = True
+            touched: set[str] = set()
+            tokens: list[tuple[str, str, int]] = []
+            before = projector.overall_as_of
+            for event in events:
+                message = orjson.loads(event.message.value)
+                periods, writes = projector.apply(message)
+                touched |= periods
+                for key, value in writes.items():
+                    if value is None:
+                        tally_table.pop(key.encode(), None)
+                    else:
+                        tally_table[key.encode()] = orjson.dumps(value)
+                if message.get("watermark"):
+                    tokens.append((message["watermark"], message["source"], int(message["as_of"])))
+            clock_moved = projector.overall_as_of != before
+            if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
+                touched |= set(projector.periods())
+                last_full_rescore[0] = time.monotonic()
+            for period in sorted(touched):
+                units, officers = projector.score(period)
+                await write_scores(redis, prefix, period, projector.overall_as_of, ruleset, units, officers)
+            for token, source, as_of in tokens:
+                await redis.hset(f"{prefix}:replay:{token}", source, as_of)
+            if projector.as_of:
+                await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
+            metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
+
+    @app.timer(settings.tick_seconds)
+    async def tick() -> None:
+        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+        if settings.mode != "live" or not catalog_ready.is_set():
+            return
+        now = int(time.time())
+        for source, scorer in list(scorers.items()):
+            result = scorer.process([], now)
+            if result.tallies or result.alerts or result.listings:
+                await emit(source[0], result, None, None)
+
+    @app.task
+    async def announce() -> None:
+        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+
+    return app
+
+
+def _merge(result: BatchResult, later: BatchResult) -> None:
+    result.as_of = later.as_of
+    seen = {(owner, period): index for index, (owner, period, _) in enumerate(result.tallies)}
+    for owner, period, counters in later.tallies:
+        if (owner, period) in seen:
+            result.tallies[seen[(owner, period)]] = (owner, period, counters)
+        else:
+            result.tallies.append((owner, period, counters))
+    result.state_writes.update(later.state_writes)
+    result.alerts += later.alerts
+    result.listings += later.listings

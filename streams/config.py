@@ -1,0 +1,54 @@
+"""Worker settings: where Kafka and Redis are, the namespace, partitions, batching and time mode."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str
+    redis_url: str
+    namespace: str = "chiso766"
+    partitions: int = 4
+    mode: Literal["live", "replay"] = "live"
+    batch_max: int = 5000
+    batch_within: float = 0.25
+    tick_seconds: float = 5.0
+    alert_stream_maxlen: int = 100_000
+    metrics_port: int | None = None
+    data_dir: str = field(default_factory=lambda: os.environ.get("CHISO766_DATA", "/tmp/chiso766-data"))
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+    @property
+    def app_id(self) -> str:
+        return f"chiso766-{self.namespace}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return self.namespace
+
+
+DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"
+DEAD_LETTER_TOPIC, TALLY_TOPIC = "dead-letter", "tallies"
+CONTROL_HEADER = "chiso766-control"  # watermark / rebuild messages travel beside the events
+
+
+def resolve(namespace: str = "chiso766", bootstrap: str | None = None, redis_url: str | None = None,
+            **overrides) -> Settings:
+    """Settings from arguments, else CHISO766_BOOTSTRAP / CHISO766_REDIS_URL, else the local stack."""
+    bootstrap = bootstrap or os.environ.get("CHISO766_BOOTSTRAP")
+    redis_url = redis_url or os.environ.get("CHISO766_REDIS_URL")
+    if not bootstrap or not redis_url:
+        from cli import stack
+
+        info = stack.read_info(os.environ.get("CHISO766_STACK", "default"))
+        if info is None:
+            raise RuntimeError("no Kafka/Redis configured: run `chiso766 stack up` or set "
+                               "CHISO766_BOOTSTRAP and CHISO766_REDIS_URL")
+        bootstrap, redis_url = bootstrap or info.bootstrap, redis_url or info.redis_url
+    return Settings(bootstrap=bootstrap, redis_url=redis_url, namespace=namespace, **overrides)

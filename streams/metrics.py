@@ -1,0 +1,16 @@
+"""Prometheus metrics of a worker. Labels are bounded sets (topic kind, reason, table, kind) —
+never an officer, dossier or unit id."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("chiso766_events_in_total", "Valid events folded into state", ["topic"])
+REJECTED = Counter("chiso766_events_rejected_total", "Messages sent to dead-letter, by reason", ["reason"])
+BATCH_SIZE = Histogram("chiso766_batch_size_messages", "Messages per consumed batch",
+                       buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000))
+TABLE_WRITES = Counter("chiso766_table_writes_total", "Table keys written (once per key per batch)", ["table"])
+PROJECTION_SECONDS = Histogram("chiso766_projection_seconds", "Time to project a tally batch into Redis")
+ALERTS = Counter("chiso766_alerts_emitted_total", "Deadline alerts published (after de-duplication)")
+CONSUMER_LAG = Gauge("chiso766_consumer_lag_messages", "End offset minus position, per input topic kind",
+                     ["topic"])

@@ -1,0 +1,146 @@
+"""The Redis projection: absolute values computed from table state, so it can be rebuilt any time.
+
+Keys (PREFIX is the namespace):
+  PREFIX:periods                              SET   periods with scores
+  PREFIX:meta:PERIOD                          HASH  as_of, ruleset, updated_at
+  PREFIX:scores:PERIOD                        HASH  unit code → unit JSON (the `chiso766 score --json` entry)
+  PREFIX:leaderboard:PERIOD:PEER_GROUP        ZSET  unit code scored by total
+  PREFIX:officers:PERIOD:UNIT                 HASH  officer id → JSON counters and points_cost
+  PREFIX:stake:PERIOD                         HASH  unit code → points one more overdue dossier costs
+  PREFIX:overdue:unit:UNIT / :officer:ID      ZSET  dossier code scored by due (epoch seconds)
+  PREFIX:approaching:unit:UNIT / :officer:ID  ZSET  dossier code scored by due
+  PREFIX:dossier:CODE                         HASH  unit, officer, procedure, due, list (open dossiers only)
+  PREFIX:alerts                               STREAM alert entries (bounded, read with consumer groups)
+  PREFIX:alerts:live                          PUBSUB channel, the same JSON for live pages
+  PREFIX:alert:ID                             STRING dedupe marker (30 days): redelivery raises nothing twice
+  PREFIX:replay:TOKEN                         HASH  source → as_of, once a replay's watermark got through
+  PREFIX:sources                              HASH  source → as_of (progress of each input partition)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import orjson
+import redis.asyncio as aioredis
+
+from scoring.alerts import Alert
+from scoring.calendar import local
+from scoring.periods import parse_period
+from scoring.report import report_json, unit_json
+from scoring.rollup import OfficerTally, UnitScore
+from scoring.ruleset import Ruleset, as_number
+from scoring.stakes import points_at_stake
+from streams.scorer import Listing
+
+ALERT_MARKER_SECONDS = 30 * 86400
+LISTS = ("overdue", "approaching")
+
+
+def iso(moment: int | None) -> str | None:
+    return local(moment).isoformat() if moment is not None else None
+
+
+async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: int, ruleset: Ruleset,
+                       units: list[UnitScore], officers: list[OfficerTally]) -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(f"{prefix}:scores:{period}", f"{prefix}:stake:{period}")
+    old_boards = [key async for key in client.scan_iter(f"{prefix}:leaderboard:{period}:*")]
+    old_officers = [key async for key in client.scan_iter(f"{prefix}:officers:{period}:*")]
+    if old_boards or old_officers:
+        pipe.delete(*old_boards, *old_officers)
+    if units:
+        pipe.hset(f"{prefix}:scores:{period}", mapping={
+            unit.code: orjson.dumps(unit_json(unit, ruleset)) for unit in units})
+        pipe.hset(f"{prefix}:stake:{period}", mapping={
+            unit.code: str(as_number(points_at_stake(unit.counts, ruleset))) for unit in units})
+        boards: dict[str, dict[str, float]] = {}
+        for unit in units:
+            boards.setdefault(unit.peer_group, {})[unit.code] = as_number(unit.card.total)
+        for peer_group, members in boards.items():
+            pipe.zadd(f"{prefix}:leaderboard:{period}:{peer_group}", members)
+    by_unit: dict[str, dict[str, bytes]] = {}
+    for tally in officers:
+        by_unit.setdefault(tally.unit, {})[tally.officer] = orjson.dumps(
+            {**tally.counters, "points_cost": as_number(tally.points_cost)})
+    for unit_code, entries in by_unit.items():
+        pipe.hset(f"{prefix}:officers:{period}:{unit_code}", mapping=entries)
+    pipe.hset(f"{prefix}:meta:{period}", mapping={"as_of": iso(as_of) or "", "ruleset": ruleset.id,
+                                                  "updated_at": str(time.time())})
+    pipe.sadd(f"{prefix}:periods", period)
+    await pipe.execute()
+
+
+async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable[Listing]) -> None:
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for listing in listings:
+        count += 1
+        # Drop the dossier from every list it may have been in, then add it where it belongs now.
+        previous = f"{prefix}:dossier:{listing.dossier}"
+        pipe.eval(_FORGET_SCRIPT, 1, previous, prefix, listing.dossier)
+        if listing.state in LISTS and listing.due is not None:
+            for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
+                if owner:
+                    pipe.zadd(f"{prefix}:{listing.state}:{owner_kind}:{owner}", {listing.dossier: listing.due})
+        if listing.state in (*LISTS, "open"):
+            pipe.hset(previous, mapping={"unit": listing.unit or "", "officer": listing.officer or "",
+                                         "procedure": listing.procedure or "", "due": str(listing.due or ""),
+                                         "list": listing.state})
+    if count:
+        await pipe.execute()
+
+
+# Removes a dossier from the lists its hash says it is in, then the hash itself.
+_FORGET_SCRIPT = """
+local entry = redis.call('HGETALL', KEYS[1])
+if #entry == 0 then return 0 end
+local fields = {}
+for i = 1, #entry, 2 do fields[entry[i]] = entry[i + 1] end
+local list = fields['list']
+if list == 'overdue' or list == 'approaching' then
+  if fields['unit'] ~= '' then redis.call('ZREM', ARGV[1] .. ':' .. list .. ':unit:' .. fields['unit'], ARGV[2]) end
+  if fields['officer'] ~= '' then redis.call('ZREM', ARGV[1] .. ':' .. list .. ':officer:' .. fields['officer'], ARGV[2]) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def alert_json(alert: Alert, stake: float | None) -> dict:
+    return {"alert_id": alert.alert_id, "kind": alert.kind, "dossier": alert.dossier, "procedure": alert.procedure,
+            "unit": alert.unit, "officer": alert.officer, "due": iso(alert.due), "at": iso(alert.at),
+            "threshold_working_minutes": alert.threshold_minutes, "points_at_stake": stake}
+
+
+async def publish_alerts(client: aioredis.Redis, prefix: str, alerts: Iterable[Alert], maxlen: int) -> int:
+    """Append each new alert to the stream and the live channel; an alert id seen before is skipped."""
+    published = 0
+    for alert in alerts:
+        if not await client.set(f"{prefix}:alert:{alert.alert_id}", "1", nx=True, ex=ALERT_MARKER_SECONDS):
+            continue
+        period = parse_period(f"month:{local(alert.at):%Y-%m}").key
+        stake = await client.hget(f"{prefix}:stake:{period}", alert.unit or "")
+        body = orjson.dumps(alert_json(alert, float(stake) if stake else None))
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(f"{prefix}:alerts", {"alert": body, "kind": alert.kind, "unit": alert.unit or ""},
+                  maxlen=maxlen, approximate=True)
+        pipe.publish(f"{prefix}:alerts:live", body)
+        await pipe.execute()
+        published += 1
+    return published
+
+
+async def read_report(client: aioredis.Redis, prefix: str, period: str) -> dict | None:
+    """The `chiso766 score --json` shape, read back from the projection."""
+    meta = await client.hgetall(f"{prefix}:meta:{period}")
+    if not meta:
+        return None
+    entries = await client.hgetall(f"{prefix}:scores:{period}")
+    units = sorted((orjson.loads(value) for value in entries.values()), key=lambda unit: unit["code"])
+    return {"period": period, "as_of": meta[b"as_of"].decode(), "ruleset": meta[b"ruleset"].decode(),
+            "units": units}
+
+
+__all__ = ["publish_alerts", "read_report", "report_json", "write_listings", "write_scores"]

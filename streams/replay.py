@@ -1,0 +1,149 @@
+"""Publishing a history into a namespace, and waiting until its workers have scored all of it.
+
+Catalogue events go first, to the catalogue topic. Dossier and petition events go in event-time
+order as JSON-array messages, each holding events of one partition (keyed by the first entity, and
+sent to that partition explicitly). Lines that do not decode are sent as they are, so the worker's
+dead-letter path sees them. Last, every input partition gets a watermark carrying the history's
+latest event time and a token; the projector records the token per source once it got through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from schemas import Rejection, decode
+from schemas import events as ev
+from scoring.lifecycle import epoch_seconds
+from streams.config import CATALOG_TOPIC, CONTROL_HEADER, DOSSIER_TOPIC, PETITION_TOPIC, Settings
+from streams.partitioning import partition_for
+from streams.topics import ensure_topics
+
+BATCH_EVENTS = 500
+
+
+@dataclass
+class Published:
+    token: str
+    events: int
+    malformed: int
+    latest: int
+    sources: list[str]
+
+
+class _Batcher:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partitions: int):
+        self.producer, self.topic, self.partitions = producer, topic, partitions
+        self.pending: dict[int, list[tuple[str, bytes]]] = {}
+        self.futures: list[asyncio.Future] = []
+
+    async def add(self, key: str, body: bytes, size: int = BATCH_EVENTS) -> None:
+        partition = partition_for(key, self.partitions)
+        group = self.pending.setdefault(partition, [])
+        group.append((key, body))
+        if len(group) >= size:
+            await self.flush(partition)
+
+    async def flush(self, partition: int | None = None) -> None:
+        for number in [partition] if partition is not None else list(self.pending):
+            group = self.pending.pop(number, [])
+            if group:
+                value = b"[" + b",".join(body for _, body in group) + b"]"
+                self.futures.append(await self.producer.send(self.topic, value, key=group[0][0].encode(),
+                                                             partition=number))
+
+
+async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Callable[[int], None] | None = None,
+                  batch_events: int = BATCH_EVENTS) -> Published:
+    partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=16 * 1024 * 1024,
+                                linger_ms=20, acks="all")
+    await producer.start()
+    token = uuid.uuid4().hex
+    events = malformed = 0
+    latest = 0
+    try:
+        dossiers = _Batcher(producer, settings.topic(DOSSIER_TOPIC), partitions)
+        petitions = _Batcher(producer, settings.topic(PETITION_TOPIC), partitions)
+        for count, line in enumerate(lines, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            event = decode(line)
+            if isinstance(event, Rejection):
+                malformed += 1
+                await producer.send(settings.topic(DOSSIER_TOPIC), line, partition=count % partitions)
+                continue
+            events += 1
+            latest = max(latest, epoch_seconds(event.occurred_at))
+            key = ev.entity_key(event)
+            if isinstance(event, ev.DossierEvent):
+                await dossiers.add(key, line, batch_events)
+            elif isinstance(event, ev.PetitionEvent):
+                await petitions.add(key, line, batch_events)
+            else:
+                await producer.send(settings.topic(CATALOG_TOPIC), line, key=key.encode(), partition=0)
+            if on_progress and count % 10000 == 0:
+                on_progress(count)
+        await dossiers.flush()
+        await petitions.flush()
+        watermark = orjson.dumps({"kind": "watermark", "as_of": latest, "token": token})
+        for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
+            for partition in range(partitions):
+                await producer.send(settings.topic(topic), watermark, partition=partition,
+                                    headers=[(CONTROL_HEADER, b"watermark")])
+        await producer.flush()
+        for future in dossiers.futures + petitions.futures:
+            await future
+    finally:
+        await producer.stop()
+    sources = [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)]
+    return Published(token, events, malformed, latest, sources)
+
+
+async def wait_for(settings: Settings, published: Published, timeout: float,
+                   on_progress: Callable[[int, int], None] | None = None,
+                   worker: subprocess.Popen | None = None) -> None:
+    """Until the projector has recorded the replay's watermark for every source."""
+    client = aioredis.from_url(settings.redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            done = await client.hgetall(f"{settings.redis_prefix}:replay:{published.token}")
+            if on_progress:
+                on_progress(len(done), len(published.sources))
+            if len(done) >= len(published.sources):
+                return
+            if worker is not None and worker.poll() is not None:
+                raise RuntimeError(f"the replay worker exited with status {worker.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(done)} of {len(published.sources)} sources caught up in {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
+
+
+async def worker_running(settings: Settings) -> bool:
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        return bool(await client.exists(f"{settings.redis_prefix}:worker"))
+    finally:
+        await client.aclose()
+
+
+def start_worker(settings: Settings, mode: str, log_path: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cli.app", "worker", "--namespace", settings.namespace, "--mode", mode,
+               "--partitions", str(settings.partitions)]
+    env = {**os.environ, "CHISO766_BOOTSTRAP": settings.bootstrap, "CHISO766_REDIS_URL": settings.redis_url}
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, which outlives this call
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -1,0 +1,194 @@
+"""The worker's processing, free of Faust: one Engine per source partition, raw messages in,
+everything to write out (state, tallies, alerts, dossier lists, dead letters) as plain data.
+
+The Faust agents in `streams.app` only move bytes between Kafka, this class and Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from schemas import Rejection, decode_message
+from schemas import events as ev
+from scoring.alerts import Alert, AlertPolicy
+from scoring.calendar import WorkingCalendar
+from scoring.contributions import PetitionState
+from scoring.directory import Directory
+from scoring.engine import DOSSIER, Engine, petition_link
+from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring
+from scoring.ruleset import Ruleset
+from streams.partitioning import partition_for
+
+TallyPair = tuple[str, str]  # (owner, period)
+_dossier_codec = msgspec.msgpack.Encoder()
+_dossier_decoder = msgspec.msgpack.Decoder(DossierState)
+_petition_decoder = msgspec.msgpack.Decoder(PetitionState)
+
+
+def encode_state(state: DossierState | PetitionState) -> bytes:
+    return _dossier_codec.encode(state)
+
+
+def decode_dossier(data: bytes) -> DossierState:
+    return _dossier_decoder.decode(data)
+
+
+def decode_petition(data: bytes) -> PetitionState:
+    return _petition_decoder.decode(data)
+
+
+@dataclass
+class RawMessage:
+    key: bytes | None
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class DeadLetter:
+    rejection: Rejection
+    topic: str
+    partition: int
+    offset: int
+
+    def as_json(self) -> dict:
+        return {"reason": self.rejection.reason, "detail": self.rejection.detail, "path": self.rejection.path,
+                "topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "raw": self.rejection.raw.decode("utf-8", "backslashreplace")}
+
+
+@dataclass
+class Listing:
+    """Where an open dossier belongs in the overdue / approaching lists (or that it left them)."""
+
+    dossier: str
+    unit: str | None
+    officer: str | None
+    procedure: str | None
+    due: int | None
+    state: str  # "overdue", "approaching", "open" (in no list) or "closed"
+
+
+@dataclass
+class BatchResult:
+    source: str
+    as_of: int
+    state_writes: dict[str, bytes] = field(default_factory=dict)
+    tallies: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    reroute: list[tuple[str, bytes]] = field(default_factory=list)  # (dossier code, event json)
+    events: int = 0
+
+
+class SourceScorer:
+    """One source partition (`d3` = dossier-events partition 3, `p1` = petition-events partition 1)."""
+
+    def __init__(self, source: str, partitions: int, ruleset: Ruleset, calendar: WorkingCalendar,
+                 directory: Directory, policy: AlertPolicy, approaching_minutes: int):
+        self.source, self.partitions = source, partitions
+        self.partition = int(source[1:])
+        self.engine = Engine(ruleset, calendar, directory, alert_policy=policy,
+                             link_petitions=source.startswith("d"))
+        self.approaching_minutes = approaching_minutes
+        self.pairs: dict[TallyPair, dict[str, int]] = {}
+
+    # --- recovery -------------------------------------------------------------------------------
+
+    def restore(self, stored: Iterable[tuple[str, bytes]], as_of: int) -> list[tuple[str, str, dict[str, int]]]:
+        """Rebuild from the state table; returns every tally of this source (absolute)."""
+        dossiers, petitions = [], []
+        for key, value in stored:
+            if partition_for(key, self.partitions) != self.partition:
+                continue
+            if self.source.startswith("d"):
+                dossiers.append(decode_dossier(value))
+            else:
+                petitions.append(decode_petition(value))
+        self.engine.restore(dossiers, petitions, as_of)
+        self.pairs = {}
+        for (owner, period, name), value in self.engine.tallies.items():
+            if value:
+                self.pairs.setdefault((owner, period), {})[name] = value
+        return [(owner, period, dict(counters)) for (owner, period), counters in self.pairs.items()]
+
+    # --- a batch --------------------------------------------------------------------------------
+
+    def decode(self, messages: Iterable[RawMessage], result: BatchResult) -> Iterator[ev.EventBase]:
+        for message in messages:
+            for item in decode_message(message.value):
+                if isinstance(item, Rejection):
+                    result.dead_letters.append(DeadLetter(item, message.topic, message.partition, message.offset))
+                    continue
+                key = ev.entity_key(item)
+                if self._misrouted(item, key):
+                    result.reroute.append((key, ev.encode(item)))
+                    continue
+                result.events += 1
+                if isinstance(item, ev.PetitionReceived) and item.dossier_code:
+                    result.reroute.append((item.dossier_code, ev.encode(petition_link(item))))
+                yield item
+
+    def _misrouted(self, event: ev.EventBase, key: str) -> bool:
+        """A batched message may mix entities of several partitions; each must be folded where its
+        state lives, so events of another partition are sent on, keyed by their entity."""
+        wanted = ev.DossierEvent if self.source.startswith("d") else ev.PetitionEvent
+        if not isinstance(event, wanted):
+            return True
+        return partition_for(key, self.partitions) != self.partition
+
+    def process(self, messages: Iterable[RawMessage], as_of: int | None) -> BatchResult:
+        """Fold a batch of messages; with no messages, let time pass to `as_of` (live mode)."""
+        result = BatchResult(self.source, as_of or 0)
+        events = list(self.decode(messages, result))
+        delta = self.engine.apply_batch(events, as_of)
+        result.as_of = self.engine.as_of or 0
+        self._collect(delta, result)
+        return result
+
+    def _collect(self, delta: dict[tuple[str, str, str], int], result: BatchResult) -> None:
+        engine = self.engine
+        changed_pairs: set[TallyPair] = set()
+        for (owner, period, name), change in delta.items():
+            counters = self.pairs.setdefault((owner, period), {})
+            value = counters.get(name, 0) + change
+            if value:
+                counters[name] = value
+            else:
+                counters.pop(name, None)
+            changed_pairs.add((owner, period))
+        result.tallies = [(owner, period, dict(self.pairs.get((owner, period), {})))
+                          for owner, period in sorted(changed_pairs)]
+        result.alerts, engine.alerts = engine.alerts, []
+        for kind, code in sorted(engine.touched):
+            if kind == DOSSIER:
+                state = engine.dossiers[code]
+                result.state_writes[code] = encode_state(state)
+                result.listings.append(self.listing(state, result.as_of))
+            else:
+                result.state_writes[code] = encode_state(engine.petitions[code])
+
+    def listing(self, state: DossierState, as_of: int) -> Listing:
+        from scoring.contributions import holder_at
+
+        engine = self.engine
+        context = engine.context
+        officer = holder_at(state, as_of)
+        due = due_for_scoring(state, context.ruleset.lifecycle) or context.fallback_due(state)
+        outcome = classify(state, as_of, context.ruleset.lifecycle, context.fallback_due(state))
+        if outcome is Outcome.OVERDUE:
+            kind = "overdue"
+        elif outcome is Outcome.IN_PROGRESS and due is not None and context.calendar.working_minutes_between(
+                as_of, due, context.directory.hours(state.unit)) <= self.approaching_minutes:
+            kind = "approaching"
+        elif outcome is Outcome.IN_PROGRESS:
+            kind = "open"
+        else:
+            kind = "closed"
+        return Listing(state.code, state.unit, officer, state.procedure, due, kind)

@@ -1,0 +1,29 @@
+"""Running a worker process: topics first, metrics endpoint, then the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from streams.config import DOSSIER_TOPIC, Settings
+from streams.topics import ensure_topics
+
+
+def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+    actual = asyncio.run(ensure_topics(settings))
+    have = actual.get(settings.topic(DOSSIER_TOPIC))
+    if have is not None and have != settings.partitions:
+        raise SystemExit(f"{settings.topic(DOSSIER_TOPIC)} has {have} partitions, not {settings.partitions}: "
+                         "start the worker with --partitions {have}")
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    import faust
+
+    from streams.app import build_app
+
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
