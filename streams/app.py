@@ -45,7 +45,7 @@ log = logging.getLogger("chiso766.worker")
 FULL_RESCORE_SECONDS = 10.0
 
 
-def build_app(settings: Settings) -> faust.App:  # noqa: C901 - the agents are closures over shared state
+def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap}", store="memory://",
         datadir=f"{settings.data_dir}/{settings.namespace}", web_enabled=False,

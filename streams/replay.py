@@ -63,8 +63,31 @@ class _Batcher:
                                                              partition=number))
 
 
+async def _send_watermarks(producer: AIOKafkaProducer, settings: Settings, partitions: int, as_of: int,
+                           token: str) -> None:
+    watermark = orjson.dumps({"kind": "watermark", "as_of": as_of, "token": token})
+    for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
+        for partition in range(partitions):
+            await producer.send(settings.topic(topic), watermark, partition=partition,
+                                headers=[(CONTROL_HEADER, b"watermark")])
+
+
+async def send_watermarks(settings: Settings, as_of: int) -> Published:
+    """Close a replay published in parts: every source advances to `as_of` and reports the token."""
+    partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    token = uuid.uuid4().hex
+    try:
+        await _send_watermarks(producer, settings, partitions, as_of, token)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return Published(token, 0, 0, as_of, [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)])
+
+
 async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Callable[[int], None] | None = None,
-                  batch_events: int = BATCH_EVENTS) -> Published:
+                  batch_events: int = BATCH_EVENTS, watermark: bool = True) -> Published:
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=16 * 1024 * 1024,
                                 linger_ms=20, acks="all")
@@ -97,11 +120,8 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
                 on_progress(count)
         await dossiers.flush()
         await petitions.flush()
-        watermark = orjson.dumps({"kind": "watermark", "as_of": latest, "token": token})
-        for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
-            for partition in range(partitions):
-                await producer.send(settings.topic(topic), watermark, partition=partition,
-                                    headers=[(CONTROL_HEADER, b"watermark")])
+        if watermark:
+            await _send_watermarks(producer, settings, partitions, latest, token)
         await producer.flush()
         for future in dossiers.futures + petitions.futures:
             await future
@@ -109,6 +129,15 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
         await producer.stop()
     sources = [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)]
     return Published(token, events, malformed, latest, sources)
+
+
+async def finished(settings: Settings, published: Published) -> bool:
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        done = await client.hlen(f"{settings.redis_prefix}:replay:{published.token}")
+        return done >= len(published.sources)
+    finally:
+        await client.aclose()
 
 
 async def wait_for(settings: Settings, published: Published, timeout: float,

@@ -1,0 +1,146 @@
+"""The streaming pipeline on a real Kafka broker and a real Redis server: stream = batch."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams import replay
+from tests.integration.conftest import WorkerProcess, chiso766, settings_for
+
+pytestmark = pytest.mark.integration
+PERIODS = ("year:2026", "quarter:2026-Q2", "month:2026-05")
+
+
+def batch_report(history, period: str) -> dict:
+    return orjson.loads(chiso766("score", str(history), "--period", period, "--json").stdout)
+
+
+def stream_report(namespace: str, period: str) -> dict:
+    return orjson.loads(chiso766("scores", "--period", period, "--namespace", namespace).stdout)
+
+
+def assert_same(history, namespace: str) -> None:
+    for period in PERIODS:
+        expected, actual = batch_report(history, period), stream_report(namespace, period)
+        assert actual["as_of"] == expected["as_of"]
+        assert [u["code"] for u in actual["units"]] == [u["code"] for u in expected["units"]]
+        for got, want in zip(actual["units"], expected["units"], strict=True):
+            assert got == want, f"{period} {got['code']} differs"
+
+
+def publish(settings, lines, timeout: float = 300, worker=None) -> None:
+    async def run() -> None:
+        published = await replay.publish(settings, lines)
+        await replay.wait_for(settings, published, timeout, worker=worker)
+
+    asyncio.run(run())
+
+
+def test_stream_equals_batch(local_stack, history_file):
+    chiso766("replay", str(history_file), "--namespace", "equal", "--wait", "--timeout", "600")
+    assert_same(history_file, "equal")
+
+
+def test_duplicates_and_shuffles_within_a_dossier_change_nothing(local_stack, history_file, tmp_path):
+    lines = history_file.read_bytes().splitlines()
+    rng = random.Random(7)
+    noisy = lines + rng.sample(lines, len(lines) // 5)
+    slots: dict[str, list[int]] = {}
+    for index, line in enumerate(noisy):
+        code = orjson.loads(line).get("dossier_code")
+        if code:
+            slots.setdefault(code, []).append(index)
+    for positions in slots.values():
+        moved = [noisy[i] for i in positions]
+        rng.shuffle(moved)
+        for slot, line in zip(positions, moved, strict=True):
+            noisy[slot] = line
+    path = tmp_path / "noisy.jsonl"
+    path.write_bytes(b"\n".join(noisy) + b"\n")
+    chiso766("replay", str(path), "--namespace", "noisy", "--wait", "--timeout", "600")
+    assert_same(history_file, "noisy")
+
+
+def test_malformed_messages_go_to_dead_letter_and_nothing_valid_is_lost(local_stack, history_file, tmp_path):
+    lines = history_file.read_bytes().splitlines()
+    rng = random.Random(11)
+    bad_kinds = [b"{not json", b'{"event_type": "dossier.teleported", "event_id": "x"}', b"\xff\xfe\xfd",
+                 b'{"event_type": "dossier.status_changed", "event_id": "s", "dossier_code": "D",'
+                 b' "occurred_at": "2026-02-30T09:00:00+07:00", "status": 9}', b"[1]"]
+    mixed = list(lines)
+    for number in range(1000):
+        mixed.insert(rng.randrange(len(mixed)), bad_kinds[number % len(bad_kinds)])
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(mixed) + b"\n")
+    chiso766("replay", str(path), "--namespace", "mixed", "--wait", "--timeout", "600")
+    assert_same(history_file, "mixed")
+    letters = asyncio.run(read_topic(local_stack.bootstrap, "mixed.dead-letter", 1000))
+    assert len(letters) == 1000
+    reasons = {letter["reason"] for letter in letters}
+    assert {"not_json", "unknown_event_type", "not_utf8", "impossible_timestamp", "wrong_type"} <= reasons
+    assert all({"raw", "topic", "partition", "offset", "detail"} <= set(letter) for letter in letters)
+
+
+async def wait_until_consuming(settings, timeout: float = 120) -> None:
+    """Until the worker has projected some, but not all, of the history."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while not await client.exists(f"{settings.redis_prefix}:sources"):
+            assert time.monotonic() < deadline, "the worker never started consuming"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = 30) -> list[dict]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < at_least and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                found += [orjson.loads(record.value) for record in records]
+        batch = await consumer.getmany(timeout_ms=1000)
+        for records in batch.values():
+            found += [orjson.loads(record.value) for record in records]
+    finally:
+        await consumer.stop()
+    return found
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["clean-stop", "sigkill"])
+def test_a_worker_stopped_mid_stream_resumes_to_the_batch_result(local_stack, history_file, tmp_path, stop_signal):
+    settings = settings_for(local_stack, f"restart-{stop_signal.name.lower()}")
+    lines = history_file.read_bytes().splitlines()
+    half = len(lines) // 2
+
+    async def run() -> None:
+        first = await replay.publish(settings, lines[:half], watermark=False)
+        worker = WorkerProcess(settings, tmp_path)
+        try:
+            await wait_until_consuming(settings)
+            worker.stop(stop_signal)  # mid-stream: the second half is not even published yet
+        finally:
+            worker.stop()
+        second = await replay.publish(settings, lines[half:], watermark=False)
+        restarted = WorkerProcess(settings, tmp_path)
+        try:
+            closing = await replay.send_watermarks(settings, max(first.latest, second.latest))
+            await replay.wait_for(settings, closing, 600, worker=restarted.process)
+        finally:
+            restarted.stop()
+
+    asyncio.run(run())
+    assert_same(history_file, settings.namespace)
