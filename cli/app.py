@@ -29,6 +29,7 @@ app.add_typer(streaming.stack_app, name="stack")
 app.command("worker")(streaming.worker)
 app.command("replay")(streaming.replay)
 app.command("scores")(streaming.scores)
+app.command("project")(streaming.project)
 err = Console(stderr=True)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)

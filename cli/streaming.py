@@ -149,3 +149,28 @@ def scores(
     if report is None:
         _fail(f"no scores for {period} in namespace {namespace}")
     sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def project(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rewrite the namespace's Redis projection.")] = False,
+    namespace: Namespace = "chiso766",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers.")] = 300.0,
+) -> None:
+    """Ask the namespace's workers to rewrite the Redis projection from their table state."""
+    from streams import replay as replaying
+
+    if not rebuild:
+        _fail("nothing to do: pass --rebuild")
+    settings = _settings(namespace, 4)
+    if not asyncio.run(replaying.worker_running(settings)):
+        _fail(f"no worker serves namespace {namespace}: start `chiso766 worker --namespace {namespace}`")
+
+    async def run() -> None:
+        requested = await replaying.send_watermarks(settings, 0, kind="rebuild")
+        await replaying.wait_for(settings, requested, timeout)
+
+    try:
+        asyncio.run(run())
+    except TimeoutError as error:
+        _fail(str(error))
+    err.print(f"projection of {namespace} rebuilt")

@@ -170,6 +170,11 @@ def build_app(settings: Settings) -> faust.App:
                     later = scorer.process([], int(control["as_of"]))
                     _merge(result, later)
                     watermark = control.get("token")
+                elif control.get("kind") == "rebuild":
+                    # Re-send everything this source knows: the projection is rebuilt from table state.
+                    replaced = scorer.all_tallies()
+                    result.listings = scorer.all_listings(result.as_of)
+                    watermark = control.get("token")
             await emit(kind, result, replaced, watermark)
 
     @app.agent(dossier_topic)

@@ -100,8 +100,9 @@ local fields = {}
 for i = 1, #entry, 2 do fields[entry[i]] = entry[i + 1] end
 local list = fields['list']
 if list == 'overdue' or list == 'approaching' then
-  if fields['unit'] ~= '' then redis.call('ZREM', ARGV[1] .. ':' .. list .. ':unit:' .. fields['unit'], ARGV[2]) end
-  if fields['officer'] ~= '' then redis.call('ZREM', ARGV[1] .. ':' .. list .. ':officer:' .. fields['officer'], ARGV[2]) end
+  local base = ARGV[1] .. ':' .. list
+  if fields['unit'] ~= '' then redis.call('ZREM', base .. ':unit:' .. fields['unit'], ARGV[2]) end
+  if fields['officer'] ~= '' then redis.call('ZREM', base .. ':officer:' .. fields['officer'], ARGV[2]) end
 end
 redis.call('DEL', KEYS[1])
 return 1

@@ -64,22 +64,23 @@ class _Batcher:
 
 
 async def _send_watermarks(producer: AIOKafkaProducer, settings: Settings, partitions: int, as_of: int,
-                           token: str) -> None:
-    watermark = orjson.dumps({"kind": "watermark", "as_of": as_of, "token": token})
+                           token: str, kind: str = "watermark") -> None:
+    watermark = orjson.dumps({"kind": kind, "as_of": as_of, "token": token})
     for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
         for partition in range(partitions):
             await producer.send(settings.topic(topic), watermark, partition=partition,
                                 headers=[(CONTROL_HEADER, b"watermark")])
 
 
-async def send_watermarks(settings: Settings, as_of: int) -> Published:
-    """Close a replay published in parts: every source advances to `as_of` and reports the token."""
+async def send_watermarks(settings: Settings, as_of: int, kind: str = "watermark") -> Published:
+    """Close a replay published in parts: every source advances to `as_of` and reports the token.
+    With kind "rebuild", every source re-sends all it knows, so the projection is rewritten whole."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     await producer.start()
     token = uuid.uuid4().hex
     try:
-        await _send_watermarks(producer, settings, partitions, as_of, token)
+        await _send_watermarks(producer, settings, partitions, as_of, token, kind)
         await producer.flush()
     finally:
         await producer.stop()

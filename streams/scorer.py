@@ -116,7 +116,14 @@ class SourceScorer:
         for (owner, period, name), value in self.engine.tallies.items():
             if value:
                 self.pairs.setdefault((owner, period), {})[name] = value
+        return self.all_tallies()
+
+    def all_tallies(self) -> list[tuple[str, str, dict[str, int]]]:
         return [(owner, period, dict(counters)) for (owner, period), counters in self.pairs.items()]
+
+    def all_listings(self, as_of: int) -> list[Listing]:
+        return [self.listing(state, as_of) for state in self.engine.dossiers.values()
+                if state.received_at is not None]
 
     # --- a batch --------------------------------------------------------------------------------
 

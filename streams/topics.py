@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -24,10 +25,8 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         existing = await admin.list_topics()
         missing = [NewTopic(name, count, 1) for name, count in planned_topics(settings).items() if name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         # A new topic's partitions show up in metadata a moment after it is created.
         for _ in range(120):
             described = await admin.describe_topics(list(planned_topics(settings)))
