@@ -145,6 +145,18 @@ def build_app(settings: Settings) -> faust.App:
             metrics.ALERTS.inc(sent)
         await redis.hset(f"{prefix}:clock", result.source, result.as_of)
 
+    def record_lag(kind: str, events: list[faust.EventT]) -> None:
+        last: dict[TopicPartition, int] = {}
+        for event in events:
+            message = event.message
+            last[message.tp] = max(last.get(message.tp, -1), message.offset)
+        lag = 0
+        for tp, offset in last.items():
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - offset - 1)
+        metrics.CONSUMER_LAG.labels(topic=kind).set(lag)
+
     async def handle(kind: str, events: list[faust.EventT]) -> None:
         await catalog_ready.wait()
         clock = await redis.hgetall(f"{prefix}:clock")
@@ -159,6 +171,7 @@ def build_app(settings: Settings) -> faust.App:
             by_partition[message.partition].append(
                 RawMessage(message.key, message.value, message.topic, message.partition, message.offset))
         metrics.BATCH_SIZE.observe(len(events))
+        record_lag(kind, events)
         for partition in sorted(by_partition.keys() | controls.keys()):
             scorer, replaced = scorer_for(kind, partition, clock)
             now = None if settings.mode == "replay" else int(time.time())
