@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 
 from streams.config import DOSSIER_TOPIC, Settings
@@ -18,7 +19,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=os.environ.get("CHISO766_METRICS_HOST", "127.0.0.1"))
     import faust
 
     from streams.app import build_app
