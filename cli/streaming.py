@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from contextlib import nullcontext as _nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -80,8 +81,11 @@ def worker(
 
 
 def replay(
-    history: Annotated[str, typer.Argument(help="History (.jsonl or .jsonl.gz) or - for stdin.")],
+    history: Annotated[str | None, typer.Argument(help="History (.jsonl or .jsonl.gz) or - for stdin.")] = None,
     namespace: Namespace = "replay",
+    from_timestamp: Annotated[str | None, typer.Option(
+        "--from-timestamp", help="Instead of a file: replay SOURCE-NAMESPACE's topics from this ISO instant.")] = None,
+    source_namespace: Annotated[str, typer.Option(help="The live namespace --from-timestamp reads.")] = "chiso766",
     partitions: Partitions = 4,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the namespace has scored all of it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 1800.0,
@@ -89,9 +93,18 @@ def replay(
     """Publish a history into a namespace whose workers run in replay mode (as of = event time)."""
     from streams import replay as replaying
 
-    if missing(history):
+    if (history is None) == (from_timestamp is None):
+        _fail("give a HISTORY file or --from-timestamp, not both")
+    if history is not None and missing(history):
         _fail(f"history file {history} does not exist")
     settings = _settings(namespace, partitions, mode="replay")
+    lines_from_topics = None
+    if from_timestamp is not None:
+        if source_namespace == namespace:
+            _fail("--from-timestamp replays into a fresh namespace: choose a --namespace other than the source")
+        since = _instant(from_timestamp)
+        lines_from_topics = asyncio.run(replaying.read_namespace(_settings(source_namespace, partitions), since * 1000))
+        err.print(f"read {len(lines_from_topics):,} events of {source_namespace} since {from_timestamp}")
     started = None
     log_path = None
     if wait and not asyncio.run(replaying.worker_running(settings)):
@@ -100,7 +113,7 @@ def replay(
         started = replaying.start_worker(settings, "replay", str(log_path))
         err.print(f"started a replay worker for {namespace} (log: {log_path})")
     try:
-        with open_history(history) as stream, Progress(
+        with (open_history(history) if history else _nullcontext(lines_from_topics)) as stream, Progress(
                 TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
                 TimeElapsedColumn(), console=err, transient=True) as progress:
             task = progress.add_task("publish", total=None)
@@ -119,6 +132,18 @@ def replay(
         if started is not None:
             os.killpg(started.pid, signal.SIGTERM)
             started.wait(timeout=60)
+
+
+def _instant(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"not an ISO-8601 instant: {text!r}")
+    if moment.tzinfo is None:
+        _fail(f"{text!r} needs a UTC offset (e.g. +07:00)")
+    return int(moment.timestamp())
 
 
 def scores(

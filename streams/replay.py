@@ -177,3 +177,53 @@ def start_worker(settings: Settings, mode: str, log_path: str) -> subprocess.Pop
     env = {**os.environ, "CHISO766_BOOTSTRAP": settings.bootstrap, "CHISO766_REDIS_URL": settings.redis_url}
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, which outlives this call
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+async def read_namespace(source: Settings, since_ms: int) -> list[bytes]:
+    """Events of a namespace, as JSON lines: its whole catalogue, then its dossier and petition
+    messages from the first offset at or after `since_ms` (Kafka timestamps), in timestamp order."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from msgspec import Raw
+    from msgspec.json import Decoder
+
+    split = Decoder(list[Raw])
+    consumer = AIOKafkaConsumer(bootstrap_servers=source.bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    found: list[tuple[int, int, bytes]] = []
+    try:
+        partitions = [TopicPartition(topic, number) for topic in
+                      (source.topic(CATALOG_TOPIC), source.topic(DOSSIER_TOPIC), source.topic(PETITION_TOPIC))
+                      for number in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.offsets_for_times({tp: since_ms for tp in partitions
+                                                   if tp.topic != source.topic(CATALOG_TOPIC)})
+        for tp in partitions:
+            found_offset = starts.get(tp)
+            if tp.topic == source.topic(CATALOG_TOPIC):
+                await consumer.seek_to_beginning(tp)
+            elif found_offset is None:
+                consumer.seek(tp, ends[tp])
+            else:
+                consumer.seek(tp, found_offset.offset)
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp] or any(key == CONTROL_HEADER for key, _ in record.headers or ()):
+                        continue
+                    catalogue = tp.topic == source.topic(CATALOG_TOPIC)
+                    order = -1 if catalogue else record.timestamp
+                    if record.value[:1] == b"[":
+                        found += [(order, record.offset, bytes(item)) for item in split.decode(record.value)]
+                    else:
+                        found.append((order, record.offset, record.value))
+    finally:
+        await consumer.stop()
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [line for _, _, line in found]
+
+
+async def _partitions(consumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 
 from streams.config import DOSSIER_TOPIC, Settings
 from streams.topics import ensure_topics

@@ -144,3 +144,30 @@ def test_a_worker_stopped_mid_stream_resumes_to_the_batch_result(local_stack, hi
 
     asyncio.run(run())
     assert_same(history_file, settings.namespace)
+
+
+def test_replay_from_a_timestamp_copies_a_live_namespace_into_a_fresh_one(local_stack, history_file, tmp_path):
+    from datetime import datetime
+
+    from scoring.calendar import VIETNAM
+
+    source = settings_for(local_stack, "live-source")
+    lines = history_file.read_bytes().splitlines()
+    half = len(lines) // 2
+
+    async def feed() -> str:
+        await replay.publish(source, lines[:half], watermark=False)
+        await asyncio.sleep(1.5)
+        since = datetime.now(VIETNAM).isoformat()
+        await asyncio.sleep(1.5)
+        await replay.publish(source, lines[half:], watermark=False)
+        return since
+
+    since = asyncio.run(feed())
+    chiso766("replay", "--from-timestamp", since, "--source-namespace", "live-source", "--namespace", "from-ts",
+             "--wait", "--timeout", "600")
+    catalogue = [line for line in lines if b'"event_type":"unit.upserted"' in line
+                 or b'"event_type":"procedure.upserted"' in line]
+    expected = tmp_path / "expected.jsonl"
+    expected.write_bytes(b"\n".join(catalogue + [line for line in lines[half:] if line not in catalogue]) + b"\n")
+    assert_same(expected, "from-ts")
