@@ -88,6 +88,8 @@ def replay(
     source_namespace: Annotated[str, typer.Option(help="The live namespace --from-timestamp reads.")] = "chiso766",
     partitions: Partitions = 4,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the namespace has scored all of it.")] = False,
+    rate: Annotated[float | None, typer.Option(help="Publish at about this many events per second (a live feed; "
+                                                    "no watermark).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds --wait may take.")] = 1800.0,
 ) -> None:
     """Publish a history into a namespace whose workers run in replay mode (as of = event time)."""
@@ -117,7 +119,8 @@ def replay(
                 TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
                 TimeElapsedColumn(), console=err, transient=True) as progress:
             task = progress.add_task("publish", total=None)
-            published = asyncio.run(replaying.publish(settings, stream, lambda n: progress.update(task, completed=n)))
+            published = asyncio.run(replaying.publish(settings, stream, lambda n: progress.update(task, completed=n),
+                                                      watermark=rate is None, rate=rate))
             err.print(f"published {published.events:,} events ({published.malformed:,} malformed) to {namespace}")
             if wait:
                 task = progress.add_task("scored sources", total=len(published.sources))
@@ -149,9 +152,12 @@ def _instant(text: str) -> int:
 def scores(
     period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
     namespace: Namespace = "chiso766",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = True,
+    as_json: Annotated[bool, typer.Option("--json/--table", help="JSON report (default) or a ranked table.")] = True,
+    watch: Annotated[float | None, typer.Option(help="With --table: refresh every this many seconds.")] = None,
+    duration: Annotated[float | None, typer.Option(help="With --watch: stop after this many seconds.")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="vi or en.")] = "vi",
 ) -> None:
-    """Read live scores from the Redis projection (the `chiso766 score --json` shape)."""
+    """Read live scores from the Redis projection (the `chiso766 score --json` shape, or a table)."""
     import redis.asyncio as aioredis
 
     from scoring.periods import PeriodError, parse_period
@@ -170,6 +176,11 @@ def scores(
         finally:
             await client.aclose()
 
+    if not as_json:
+        from cli.tables import watch_report
+
+        watch_report(read, period, lang, watch, duration)
+        return
     report = asyncio.run(read())
     if report is None:
         _fail(f"no scores for {period} in namespace {namespace}")

@@ -45,3 +45,44 @@ def ranked_table(units: Sequence[UnitScore], period: str, as_of: int, ruleset: R
             )
         tables.append(table)
     return Group(*tables)
+
+
+def report_table(report: dict | None, period: str, labels: dict[str, str], previous: dict[str, float]) -> Table:
+    """A compact leaderboard of a JSON report, with arrows for totals that moved since the last look."""
+    table = Table(title=f"{labels['title']} — {period}",
+                  caption=f"{labels['as_of']} {report['as_of'][:16] if report else '—'}")
+    for column in (labels["peer_group"], labels["rank"], labels["code"], labels["unit"], labels["total"], ""):
+        table.add_column(column)
+    for unit in sorted(report["units"] if report else [], key=lambda u: (u["peer_group"], u["rank"], u["code"])):
+        before = previous.get(unit["code"])
+        arrow = "" if before is None or before == unit["total"] else ("[green]▲[/]" if unit["total"] > before
+                                                                         else "[red]▼[/]")
+        table.add_row(peer_group_label(unit["peer_group"], labels), str(unit["rank"]), unit["code"], unit["name"],
+                      f"{unit['total']:.2f}", arrow)
+    return table
+
+
+def watch_report(read, period: str, lang: str, every: float | None, duration: float | None) -> None:
+    """Print the table once, or refresh it in place every `every` seconds (for `duration`)."""
+    import asyncio
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from cli.labels import LABELS, Language
+
+    labels = LABELS[Language(lang)]
+    console = Console()
+    previous: dict[str, float] = {}
+    if not every:
+        console.print(report_table(asyncio.run(read()), period, labels, previous))
+        return
+    deadline = time.monotonic() + duration if duration else None
+    with Live(console=console, refresh_per_second=2) as live:
+        while deadline is None or time.monotonic() < deadline:
+            report = asyncio.run(read())
+            live.update(report_table(report, period, labels, previous))
+            if report:
+                previous = {unit["code"]: unit["total"] for unit in report["units"]}
+            time.sleep(every)

@@ -88,7 +88,8 @@ async def send_watermarks(settings: Settings, as_of: int, kind: str = "watermark
 
 
 async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Callable[[int], None] | None = None,
-                  batch_events: int = BATCH_EVENTS, watermark: bool = True) -> Published:
+                  batch_events: int = BATCH_EVENTS, watermark: bool = True, rate: float | None = None) -> Published:
+    """Publish a history; with `rate`, at about that many events per second (a live feed)."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=16 * 1024 * 1024,
                                 linger_ms=20, acks="all")
@@ -99,7 +100,14 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
     try:
         dossiers = _Batcher(producer, settings.topic(DOSSIER_TOPIC), partitions)
         petitions = _Batcher(producer, settings.topic(PETITION_TOPIC), partitions)
+        started = time.monotonic()
         for count, line in enumerate(lines, start=1):
+            if rate and count % 100 == 0:
+                ahead = count / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await dossiers.flush()
+                    await petitions.flush()
+                    await asyncio.sleep(ahead)
             line = line.strip()
             if not line:
                 continue
