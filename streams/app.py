@@ -248,6 +248,10 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.task
     async def announce() -> None:
+        # The worker's logging setup leaves some libraries at DEBUG; formatting records nobody
+        # reads cost a tenth of the hot path.
+        for name in ("", "aiokafka", "faust", "mode", "kafka"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
 
     return app

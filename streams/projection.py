@@ -13,6 +13,7 @@ Keys (PREFIX is the namespace):
   PREFIX:alerts                               STREAM alert entries (bounded, read with consumer groups)
   PREFIX:alerts:live                          PUBSUB channel, the same JSON for live pages
   PREFIX:alert:ID                             STRING dedupe marker (30 days): redelivery raises nothing twice
+  PREFIX:keys:PERIOD                          SET   leaderboard and officer keys of a period (for rewrites)
   PREFIX:replay:TOKEN                         HASH  source → as_of, once a replay's watermark got through
   PREFIX:sources                              HASH  source → as_of (progress of each input partition)
 """
@@ -44,12 +45,11 @@ def iso(moment: int | None) -> str | None:
 
 async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: int, ruleset: Ruleset,
                        units: list[UnitScore], officers: list[OfficerTally]) -> None:
+    index = f"{prefix}:keys:{period}"  # the per-group and per-unit keys written last time
+    old_keys = await client.smembers(index)
     pipe = client.pipeline(transaction=True)
-    pipe.delete(f"{prefix}:scores:{period}", f"{prefix}:stake:{period}")
-    old_boards = [key async for key in client.scan_iter(f"{prefix}:leaderboard:{period}:*")]
-    old_officers = [key async for key in client.scan_iter(f"{prefix}:officers:{period}:*")]
-    if old_boards or old_officers:
-        pipe.delete(*old_boards, *old_officers)
+    pipe.delete(f"{prefix}:scores:{period}", f"{prefix}:stake:{period}", index, *old_keys)
+    written: list[str] = []
     if units:
         pipe.hset(f"{prefix}:scores:{period}", mapping={
             unit.code: orjson.dumps(unit_json(unit, ruleset)) for unit in units})
@@ -60,12 +60,16 @@ async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: 
             boards.setdefault(unit.peer_group, {})[unit.code] = as_number(unit.card.total)
         for peer_group, members in boards.items():
             pipe.zadd(f"{prefix}:leaderboard:{period}:{peer_group}", members)
+            written.append(f"{prefix}:leaderboard:{period}:{peer_group}")
     by_unit: dict[str, dict[str, bytes]] = {}
     for tally in officers:
         by_unit.setdefault(tally.unit, {})[tally.officer] = orjson.dumps(
             {**tally.counters, "points_cost": as_number(tally.points_cost)})
     for unit_code, entries in by_unit.items():
         pipe.hset(f"{prefix}:officers:{period}:{unit_code}", mapping=entries)
+        written.append(f"{prefix}:officers:{period}:{unit_code}")
+    if written:
+        pipe.sadd(index, *written)
     pipe.hset(f"{prefix}:meta:{period}", mapping={"as_of": iso(as_of) or "", "ruleset": ruleset.id,
                                                   "updated_at": str(time.time())})
     pipe.sadd(f"{prefix}:periods", period)
@@ -116,21 +120,28 @@ def alert_json(alert: Alert, stake: float | None) -> dict:
 
 
 async def publish_alerts(client: aioredis.Redis, prefix: str, alerts: Iterable[Alert], maxlen: int) -> int:
-    """Append each new alert to the stream and the live channel; an alert id seen before is skipped."""
-    published = 0
+    """Append each new alert to the stream and the live channel; an alert id seen before is skipped.
+    Three round trips for the whole batch: claim the ids, read the stakes, publish."""
+    alerts = list(alerts)
+    if not alerts:
+        return 0
+    claim = client.pipeline(transaction=False)
     for alert in alerts:
-        if not await client.set(f"{prefix}:alert:{alert.alert_id}", "1", nx=True, ex=ALERT_MARKER_SECONDS):
-            continue
-        period = parse_period(f"month:{local(alert.at):%Y-%m}").key
-        stake = await client.hget(f"{prefix}:stake:{period}", alert.unit or "")
+        claim.set(f"{prefix}:alert:{alert.alert_id}", "1", nx=True, ex=ALERT_MARKER_SECONDS)
+    fresh = [alert for alert, claimed in zip(alerts, await claim.execute(), strict=True) if claimed]
+    if not fresh:
+        return 0
+    stakes = client.pipeline(transaction=False)
+    for alert in fresh:
+        stakes.hget(f"{prefix}:stake:{parse_period(f'month:{local(alert.at):%Y-%m}').key}", alert.unit or "")
+    publish = client.pipeline(transaction=False)
+    for alert, stake in zip(fresh, await stakes.execute(), strict=True):
         body = orjson.dumps(alert_json(alert, float(stake) if stake else None))
-        pipe = client.pipeline(transaction=False)
-        pipe.xadd(f"{prefix}:alerts", {"alert": body, "kind": alert.kind, "unit": alert.unit or ""},
-                  maxlen=maxlen, approximate=True)
-        pipe.publish(f"{prefix}:alerts:live", body)
-        await pipe.execute()
-        published += 1
-    return published
+        publish.xadd(f"{prefix}:alerts", {"alert": body, "kind": alert.kind, "unit": alert.unit or ""},
+                     maxlen=maxlen, approximate=True)
+        publish.publish(f"{prefix}:alerts:live", body)
+    await publish.execute()
+    return len(fresh)
 
 
 async def read_report(client: aioredis.Redis, prefix: str, period: str) -> dict | None:
