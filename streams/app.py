@@ -65,6 +65,8 @@ def build_app(settings: Settings) -> faust.App:
     scorers: dict[str, SourceScorer] = {}
     loaded = {"projector": False}
     last_full_rescore = [0.0]
+    last_scoring = [0.0]
+    pending_periods: set[str] = set()
 
     def raw_topic(name: str, partitions: int) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -226,14 +228,28 @@ def build_app(settings: Settings) -> faust.App:
             if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
                 touched |= set(projector.periods())
                 last_full_rescore[0] = time.monotonic()
-            for period in sorted(touched):
-                units, officers = projector.score(period)
-                await write_scores(redis, prefix, period, projector.overall_as_of, ruleset, units, officers)
+            pending_periods.update(touched)
+            if tokens or time.monotonic() - last_scoring[0] >= settings.score_every:
+                await score_pending()
             for token, source, as_of in tokens:
                 await redis.hset(f"{prefix}:replay:{token}", source, as_of)
             if projector.as_of:
                 await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
             metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
+
+    async def score_pending() -> None:
+        """Scoring a period costs milliseconds per unit; coalesce bursts of tally batches."""
+        periods = sorted(pending_periods)
+        pending_periods.clear()
+        last_scoring[0] = time.monotonic()
+        for period in periods:
+            units, officers = projector.score(period)
+            await write_scores(redis, prefix, period, projector.overall_as_of, ruleset, units, officers)
+
+    @app.timer(0.25)
+    async def flush_scores() -> None:
+        if pending_periods and time.monotonic() - last_scoring[0] >= settings.score_every:
+            await score_pending()
 
     @app.timer(settings.tick_seconds)
     async def tick() -> None:

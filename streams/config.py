@@ -15,7 +15,8 @@ class Settings:
     partitions: int = 4
     mode: Literal["live", "replay"] = "live"
     batch_max: int = 5000
-    batch_within: float = 0.25
+    batch_within: float = 0.1
+    score_every: float = 1.0  # seconds between rescoring the periods that tally batches touched
     tick_seconds: float = 5.0
     alert_stream_maxlen: int = 100_000
     metrics_port: int | None = None

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import Rejection, decode
 from schemas import events as ev
+from scoring.engine import petition_link
 from scoring.lifecycle import epoch_seconds
 from streams.config import CATALOG_TOPIC, CONTROL_HEADER, DOSSIER_TOPIC, PETITION_TOPIC, Settings
 from streams.partitioning import partition_for
@@ -123,6 +124,10 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
                 await dossiers.add(key, line, batch_events)
             elif isinstance(event, ev.PetitionEvent):
                 await petitions.add(key, line, batch_events)
+                if isinstance(event, ev.PetitionReceived) and event.dossier_code:
+                    # The worker forwards this link too, but only after it folds the petition, which
+                    # may be after the dossier partition's watermark: send it ahead of that.
+                    await dossiers.add(event.dossier_code, ev.encode(petition_link(event)), batch_events)
             else:
                 await producer.send(settings.topic(CATALOG_TOPIC), line, key=key.encode(), partition=0)
             if on_progress and count % 10000 == 0:

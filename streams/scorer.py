@@ -98,6 +98,7 @@ class SourceScorer:
                              link_petitions=source.startswith("d"))
         self.approaching_minutes = approaching_minutes
         self.pairs: dict[TallyPair, dict[str, int]] = {}
+        self._listed: dict[str, Listing] = {}  # as last written to Redis: unchanged ones are skipped
 
     # --- recovery -------------------------------------------------------------------------------
 
@@ -177,7 +178,10 @@ class SourceScorer:
             if kind == DOSSIER:
                 state = engine.dossiers[code]
                 result.state_writes[code] = encode_state(state)
-                result.listings.append(self.listing(state, result.as_of))
+                listing = self.listing(state, result.as_of)
+                if self._listed.get(code) != listing:
+                    result.listings.append(listing)
+                    self._listed[code] = listing
             else:
                 result.state_writes[code] = encode_state(engine.petitions[code])
 
