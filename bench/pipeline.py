@@ -232,6 +232,7 @@ async def state_bytes_per_open_dossier(settings: Settings) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dossiers", type=int, default=3000)
+    parser.add_argument("--latency-only", action="store_true", help="Measure only the latency at 2,000/s.")
     args = parser.parse_args()
     log_dir = Path(os.environ.get("CHISO766_DATA", "/tmp/chiso766-data")) / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +242,10 @@ def main() -> None:
     name = f"bench-{os.getpid()}"
     info = stack.up(name)
     try:
+        if args.latency_only:
+            p50, p99 = asyncio.run(latency(info, log_dir))
+            print(f"event→Redis latency at {LATENCY_RATE}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+            return
         naive_eps = naive_faust(info.bootstrap, lines, log_dir)
         print(f"(a) naive Faust, a table write per event   {naive_eps:>10,.0f} events/s", flush=True)
         raw_eps = asyncio.run(raw_loop(info.bootstrap, lines))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 
@@ -160,6 +161,7 @@ def build_app(settings: Settings) -> faust.App:
         metrics.CONSUMER_LAG.labels(topic=kind).set(lag)
 
     async def handle(kind: str, events: list[faust.EventT]) -> None:
+        handle_started = time.perf_counter()
         await catalog_ready.wait()
         clock = await redis.hgetall(f"{prefix}:clock")
         by_partition: dict[int, list[RawMessage]] = defaultdict(list)
@@ -191,6 +193,12 @@ def build_app(settings: Settings) -> faust.App:
                     result.listings = scorer.all_listings(result.as_of)
                     watermark = control.get("token")
             await emit(kind, result, replaced, watermark)
+        if events:
+            oldest = min(event.message.timestamp for event in events)
+            metrics.EVENT_AGE.observe(max(0.0, time.time() - oldest))
+            if os.environ.get("CHISO766_TRACE_BATCHES"):
+                log.warning("batch %s: %d messages, oldest %.3fs old, handled in %.3fs", kind, len(events),
+                            time.time() - oldest, time.perf_counter() - handle_started)
 
     @app.agent(dossier_topic)
     async def dossiers(stream: faust.StreamT) -> None:
@@ -264,6 +272,9 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.task
     async def announce() -> None:
+        # Faust pauses the stream whenever more than 100 table writes wait to be produced; a batch
+        # writes hundreds of keys at once, so allow a batch's worth to queue.
+        app.producer.buffer.max_messages = max(settings.batch_max, 1000)
         # The worker's logging setup leaves some libraries at DEBUG; formatting records nobody
         # reads cost a tenth of the hot path.
         for name in ("", "aiokafka", "faust", "mode", "kafka"):

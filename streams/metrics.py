@@ -14,3 +14,6 @@ PROJECTION_SECONDS = Histogram("chiso766_projection_seconds", "Time to project a
 ALERTS = Counter("chiso766_alerts_emitted_total", "Deadline alerts published (after de-duplication)")
 CONSUMER_LAG = Gauge("chiso766_consumer_lag_messages", "End offset minus position, per input topic kind",
                      ["topic"])
+EVENT_AGE = Histogram("chiso766_event_age_seconds", "Age of the oldest message of a batch once it is handled "
+                      "(Kafka timestamp to state, tallies and lists written)",
+                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
