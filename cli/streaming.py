@@ -71,13 +71,17 @@ def worker(
     partitions: Partitions = 4,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
     tick: Annotated[float, typer.Option(help="Seconds between live clock ticks.")] = 5.0,
+    store: Annotated[str, typer.Option(help="Table store: memory:// or rocksdb:// (on local disk).")] = "memory://",
 ) -> None:
     """Run a worker: consume the namespace's topics, keep tables, project into Redis."""
     if mode not in ("live", "replay"):
         _fail("--mode is live or replay")
+    if store not in ("memory://", "rocksdb://"):
+        _fail("--store is memory:// or rocksdb://")
     from streams.worker import run_worker
 
-    run_worker(_settings(namespace, partitions, mode=mode, metrics_port=metrics_port, tick_seconds=tick))
+    run_worker(_settings(namespace, partitions, mode=mode, metrics_port=metrics_port, tick_seconds=tick,
+                         store=store))
 
 
 def replay(

@@ -16,12 +16,16 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import faust
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.streams import _current_event
 
 from cli.resources import load_calendar, load_ruleset
 from schemas import decode
@@ -48,7 +52,7 @@ FULL_RESCORE_SECONDS = 10.0
 
 def build_app(settings: Settings) -> faust.App:
     app = faust.App(
-        settings.app_id, broker=f"kafka://{settings.bootstrap}", store="memory://",
+        settings.app_id, broker=f"kafka://{settings.bootstrap}", store=settings.store,
         datadir=f"{settings.data_dir}/{settings.namespace}", web_enabled=False,
         topic_partitions=settings.partitions, topic_allow_declare=True, consumer_auto_offset_reset="earliest",
         broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=30,
@@ -64,6 +68,7 @@ def build_app(settings: Settings) -> faust.App:
     prefix = settings.redis_prefix
     catalog_ready = asyncio.Event()
     scorers: dict[str, SourceScorer] = {}
+    partition_events: dict[str, faust.EventT] = {}  # the latest event of each source partition
     loaded = {"projector": False}
     last_full_rescore = [0.0]
     last_scoring = [0.0]
@@ -124,8 +129,9 @@ def build_app(settings: Settings) -> faust.App:
 
     async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None) -> None:
         table = tables[kind]
-        for code, value in result.state_writes.items():
-            table[code.encode()] = value
+        with acting_for(partition_events.get(result.source)):
+            for code, value in result.state_writes.items():
+                table[code.encode()] = value
         metrics.TABLE_WRITES.labels(table=f"{kind}-state").inc(len(result.state_writes))
         entries = result.tallies
         if replaced is not None:  # first batch since (re)start: all of the source's tallies
@@ -176,6 +182,8 @@ def build_app(settings: Settings) -> faust.App:
                 RawMessage(message.key, message.value, message.topic, message.partition, message.offset))
         metrics.BATCH_SIZE.observe(len(events))
         record_lag(kind, events)
+        for event in events:
+            partition_events[f"{kind}{event.message.partition}"] = event
         for partition in sorted(by_partition.keys() | controls.keys()):
             scorer, replaced = scorer_for(kind, partition, clock)
             now = None if settings.mode == "replay" else int(time.time())
@@ -225,11 +233,12 @@ def build_app(settings: Settings) -> faust.App:
                 message = orjson.loads(event.message.value)
                 periods, writes = projector.apply(message)
                 touched |= periods
-                for key, value in writes.items():
-                    if value is None:
-                        tally_table.pop(key.encode(), None)
-                    else:
-                        tally_table[key.encode()] = orjson.dumps(value)
+                with acting_for(event):
+                    for key, value in writes.items():
+                        if value is None:
+                            tally_table.pop(key.encode(), None)
+                        else:
+                            tally_table[key.encode()] = orjson.dumps(value)
                 if message.get("watermark"):
                     tokens.append((message["watermark"], message["source"], int(message["as_of"])))
             clock_moved = projector.overall_as_of != before
@@ -282,6 +291,24 @@ def build_app(settings: Settings) -> faust.App:
         await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
 
     return app
+
+
+@contextmanager
+def acting_for(event: faust.EventT | None) -> Iterator[None]:
+    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
+
+    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
+    from the current event, which `take_events` batches do not set; the writes of a batch all belong
+    to one input partition, so any of its events stands in.
+    """
+    if event is None:
+        yield
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def _merge(result: BatchResult, later: BatchResult) -> None:

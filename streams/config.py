@@ -14,6 +14,7 @@ class Settings:
     namespace: str = "chiso766"
     partitions: int = 4
     mode: Literal["live", "replay"] = "live"
+    store: str = "memory://"  # or rocksdb:// (rocksdict): tables survive a restart on local disk
     batch_max: int = 5000
     batch_within: float = 0.1
     score_every: float = 1.0  # seconds between rescoring the periods that tally batches touched

@@ -64,7 +64,9 @@ class WorkerProcess:
         self.log = (log_dir / f"{settings.namespace}-worker.log").open("ab")
         command = [sys.executable, "-m", "cli.app", "worker", "--namespace", settings.namespace, "--mode", mode,
                    "--partitions", str(settings.partitions), *extra]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, "CHISO766_DATA": str(log_dir / "data")}  # table stores of this test only
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env=env)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         if self.process.poll() is None:

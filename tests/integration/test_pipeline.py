@@ -120,22 +120,26 @@ async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float =
     return found
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["clean-stop", "sigkill"])
-def test_a_worker_stopped_mid_stream_resumes_to_the_batch_result(local_stack, history_file, tmp_path, stop_signal):
-    settings = settings_for(local_stack, f"restart-{stop_signal.name.lower()}")
+@pytest.mark.parametrize(("stop_signal", "store"), [(signal.SIGTERM, "memory://"), (signal.SIGKILL, "memory://"),
+                                                   (signal.SIGKILL, "rocksdb://")],
+                         ids=["clean-stop", "sigkill", "sigkill-rocksdb"])
+def test_a_worker_stopped_mid_stream_resumes_to_the_batch_result(local_stack, history_file, tmp_path, stop_signal,
+                                                                 store):
+    settings = settings_for(local_stack, f"restart-{stop_signal.name.lower()}-{store[:4]}")
+    extra = ("--store", store)
     lines = history_file.read_bytes().splitlines()
     half = len(lines) // 2
 
     async def run() -> None:
         first = await replay.publish(settings, lines[:half], watermark=False)
-        worker = WorkerProcess(settings, tmp_path)
+        worker = WorkerProcess(settings, tmp_path, extra=extra)
         try:
             await wait_until_consuming(settings)
             worker.stop(stop_signal)  # mid-stream: the second half is not even published yet
         finally:
             worker.stop()
         second = await replay.publish(settings, lines[half:], watermark=False)
-        restarted = WorkerProcess(settings, tmp_path)
+        restarted = WorkerProcess(settings, tmp_path, extra=extra)
         try:
             closing = await replay.send_watermarks(settings, max(first.latest, second.latest))
             await replay.wait_for(settings, closing, 600, worker=restarted.process)
