@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 
 from streams.config import DOSSIER_TOPIC, Settings
 from streams.topics import ensure_topics
@@ -16,6 +17,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     if have is not None and have != settings.partitions:
         raise SystemExit(f"{settings.topic(DOSSIER_TOPIC)} has {have} partitions, not {settings.partitions}: "
                          "start the worker with --partitions {have}")
+    Path(settings.data_dir, settings.namespace).parent.mkdir(parents=True, exist_ok=True)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
