@@ -39,7 +39,7 @@ def _check_years(event: Struct, fields: tuple[str, ...]) -> None:
             )
 
 
-class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True):
+class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True, gc=False):
     event_id: Code
     schema_version: Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
     occurred_at: Timestamp
@@ -55,7 +55,7 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
             _check_years(self, self.__timestamp_fields__)
 
 
-class TimeLimit(Struct, kw_only=True, omit_defaults=True):
+class TimeLimit(Struct, kw_only=True, omit_defaults=True, gc=False):
     """A procedure's legal time limit for one channel (or all channels when `channel` is absent)."""
 
     value: Annotated[float, Meta(gt=0, le=3650)]

@@ -13,7 +13,6 @@ because indicators that count distinct procedures cannot be pooled from raw coun
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -252,46 +251,38 @@ def next_change(state: DossierState, as_of: int, context: Context) -> int | None
     return min(candidates)
 
 
-def _add_block(delta: dict[TallyKey, int], owner: str, periods: tuple[str, ...], names: Iterable[str],
-               sign: int) -> None:
-    for period in periods:
-        for name in names:
-            key = (owner, period, name)
-            delta[key] = delta.get(key, 0) + sign
-
-
-def diff(old: Contribution, new: Contribution, delta: dict[TallyKey, int]) -> None:
-    """Add to `delta` the change from one contribution to the next: only parts that differ, and
-    within a block whose owner and periods stay, only the names that differ."""
+def diff(old: Contribution, new: Contribution, blocks: dict[Block, int]) -> None:
+    """Count into `blocks` the change from one contribution to the next, block by block; parts that
+    did not change (the same shared object, usually) cost one comparison."""
     for index in range(max(len(old), len(new))):
         before = old[index] if index < len(old) else ()
         after = new[index] if index < len(new) else ()
         if before is after or before == after:
             continue
-        if not before or not after:
-            for owner, periods, names in before:
-                _add_block(delta, owner, periods, names, -1)
-            for owner, periods, names in after:
-                _add_block(delta, owner, periods, names, 1)
+        for block in before:
+            blocks[block] = blocks.get(block, 0) - 1
+        for block in after:
+            blocks[block] = blocks.get(block, 0) + 1
+
+
+def count_blocks(blocks: dict[Block, int], contribution: Contribution) -> None:
+    for part in contribution:
+        for block in part:
+            blocks[block] = blocks.get(block, 0) + 1
+
+
+def expand(blocks: dict[Block, int]) -> dict[TallyKey, int]:
+    """Block counts → counter changes per (owner, period, counter). Many dossiers share a block,
+    so this runs once per distinct block rather than once per dossier."""
+    tallies: dict[TallyKey, int] = {}
+    for (owner, periods, names), count in blocks.items():
+        if not count:
             continue
-        old_blocks: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-        for owner, periods, names in before:
-            old_blocks.setdefault((owner, periods), []).extend(names)
-        new_blocks: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-        for owner, periods, names in after:
-            new_blocks.setdefault((owner, periods), []).extend(names)
-        for place in old_blocks.keys() | new_blocks.keys():
-            old_names, new_names = old_blocks.get(place, ()), new_blocks.get(place, ())
-            if old_names == new_names:
-                continue
-            if not old_names or not new_names:
-                _add_block(delta, place[0], place[1], new_names or old_names, 1 if new_names else -1)
-                continue
-            change = Counter(new_names)
-            change.subtract(old_names)
-            for name, amount in change.items():
-                if amount:
-                    _add_block(delta, place[0], place[1], (name,), amount)
+        for period in periods:
+            for name in names:
+                key = (owner, period, name)
+                tallies[key] = tallies.get(key, 0) + count
+    return tallies
 
 
 # --- petitions (PAKN) ---------------------------------------------------------------------------
@@ -372,7 +363,3 @@ def petition_next_change(state: PetitionState, as_of: int, context: Context) -> 
     return min(candidates)
 
 
-def add_to(tallies: dict[TallyKey, int], contribution: Contribution) -> None:
-    for part in contribution:
-        for owner, periods, names in part:
-            _add_block(tallies, owner, periods, names, 1)

@@ -18,7 +18,7 @@ from scoring.alerts import Alert, AlertPolicy, alerts_between, next_alert_at
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
-from scoring.lifecycle import DossierState, epoch_seconds, reduce
+from scoring.lifecycle import REDUCERS, DossierState, epoch_seconds, reduce
 from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units
 from scoring.ruleset import Ruleset
@@ -145,10 +145,10 @@ class Engine:
 
     def full_tallies(self, as_of: int) -> Counter:
         """Every counter recomputed from the states as of `as_of`."""
-        tallies: Counter = Counter()
+        blocks: dict = {}
         for key in self._keys():
-            contrib.add_to(tallies, self.contribution(key, as_of))
-        return tallies
+            contrib.count_blocks(blocks, self.contribution(key, as_of))
+        return Counter(contrib.expand(blocks))
 
     def _keys(self) -> Iterable[tuple[str, str]]:
         yield from ((DOSSIER, code) for code in self.dossiers)
@@ -163,8 +163,29 @@ class Engine:
         """
         before: dict[tuple[str, str], Contribution] = {}
         directory_changed = False
+        # The dossier path of _fold, inlined: it runs for almost every event of a batch.
+        dossiers, stale, emitted = self.dossiers, self._stale, self._emitted
+        latest = self.latest_event_at or 0
         for event in events:
-            directory_changed |= self._fold(event, before)
+            event_type = type(event)
+            if event_type not in DOSSIER_EVENT_TYPES:
+                directory_changed |= self._fold(event, before)
+                latest = max(latest, self.latest_event_at or 0)
+                continue
+            moment = epoch_seconds(event.occurred_at)
+            if moment > latest:
+                latest = moment
+            code = event.dossier_code  # type: ignore[attr-defined]
+            key = (DOSSIER, code)
+            if key not in before:
+                before[key] = emitted(key)
+            stale[key] = stale.get(key, 0) | PARTS_CHANGED_BY[event_type]
+            state = dossiers.get(code)
+            if state is None:
+                state = dossiers[code] = DossierState(code)
+            REDUCERS[event_type](state, event, moment)
+        if latest:
+            self.latest_event_at = latest
         as_of = max(as_of or 0, self.latest_event_at or 0, self.as_of or 0)
         self.as_of = as_of
         if directory_changed or self._directory_version != self.directory.version:
@@ -180,18 +201,19 @@ class Engine:
                     before[key] = self._emitted(key)
                 self._stale[key] = self._stale.get(key, 0) | contrib.TIME_DRIVEN_PARTS
         self.touched = list(before)
-        delta: Delta = {}
+        blocks: dict = {}
         stale_parts = self._stale
         for key, old in before.items():
             # Reuse is only safe from a contribution that was really emitted at `_emitted_at`.
             reusable = old if key in self._last else ()
             new = self.contribution(key, as_of, reusable, stale_parts.get(key, contrib.ALL_PARTS))
-            contrib.diff(old, new, delta)
+            contrib.diff(old, new, blocks)
             self._raise_alerts(key, as_of)
             self._emitted_at[key] = as_of
             self._last[key] = new
             self._plan(key, as_of)
         stale_parts.clear()
+        delta = contrib.expand(blocks)
         tallies = self.tallies
         for counter, change in delta.items():
             if change:

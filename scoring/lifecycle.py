@@ -213,7 +213,7 @@ def _petition_linked(state: DossierState, event: ev.PetitionLinked, at: int) -> 
     state.flags |= PETITION_FILED
 
 
-_REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent, int], None]] = {
+REDUCERS: dict[type, Callable[[DossierState, ev.DossierEvent, int], None]] = {
     ev.DossierReceived: _received,
     ev.DossierStatusChanged: _status_changed,
     ev.SupplementRequested: _supplement_requested,
@@ -235,7 +235,7 @@ def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = 
     `at` is the event's occurred_at in epoch seconds, when the caller already has it."""
     if state is None:
         state = DossierState(event.dossier_code)
-    _REDUCERS[type(event)](state, event, _seconds(event.occurred_at) if at is None else at)
+    REDUCERS[type(event)](state, event, _seconds(event.occurred_at) if at is None else at)
     return state
 
 
