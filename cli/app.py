@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import resources, streaming
+from cli.common import err, fail, parse_instant
 from cli.history import ReadStats, missing, open_history, read_events, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
@@ -30,17 +31,11 @@ app.command("worker")(streaming.worker)
 app.command("replay")(streaming.replay)
 app.command("scores")(streaming.scores)
 app.command("project")(streaming.project)
-err = Console(stderr=True)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
 
 RulesetOption = Annotated[Path | None, typer.Option("--ruleset", help="Ruleset JSON file (default: bundled).")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def dump(data: object) -> None:
@@ -112,18 +107,6 @@ def simulate(
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")
 
 
-def _as_of(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--as-of must be ISO-8601 with an offset, got {text!r}")
-    if moment.tzinfo is None:
-        fail(f"--as-of needs a UTC offset (e.g. +07:00), got {text!r}")
-    return int(moment.timestamp())
-
-
 @app.command()
 def score(
     history: Annotated[str, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin.")],
@@ -142,7 +125,7 @@ def score(
     if missing(history):
         fail(f"history file {history} does not exist")
     ruleset = _ruleset(ruleset_path)
-    cutoff = _as_of(as_of)
+    cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
     engine = Engine(ruleset, resources.load_calendar())
     stats = ReadStats()
     with open_history(history) as stream, _progress() as progress:

@@ -12,23 +12,17 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import stack as local_stack
+from cli.common import err, fail, parse_instant
 from cli.history import missing, open_history
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
-err = Console(stderr=True)
 
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 Partitions = Annotated[int, typer.Option("--partitions", min=1, max=64, help="Partitions of the input topics.")]
 StackName = Annotated[str, typer.Option("--name", help="Stack name (one directory per name).")]
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 @stack_app.command("up")
@@ -37,7 +31,7 @@ def stack_up(name: StackName = "default") -> None:
     try:
         info = local_stack.up(name)
     except local_stack.StackError as error:
-        _fail(str(error))
+        fail(str(error))
     print(f"bootstrap={info.bootstrap}")
     print(f"redis_url={info.redis_url}")
 
@@ -62,7 +56,7 @@ def _settings(namespace: str, partitions: int, **overrides):
     try:
         return resolve(namespace, partitions=partitions, **overrides)
     except RuntimeError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def worker(
@@ -75,9 +69,9 @@ def worker(
 ) -> None:
     """Run a worker: consume the namespace's topics, keep tables, project into Redis."""
     if mode not in ("live", "replay"):
-        _fail("--mode is live or replay")
+        fail("--mode is live or replay")
     if store not in ("memory://", "rocksdb://"):
-        _fail("--store is memory:// or rocksdb://")
+        fail("--store is memory:// or rocksdb://")
     from streams.worker import run_worker
 
     run_worker(_settings(namespace, partitions, mode=mode, metrics_port=metrics_port, tick_seconds=tick,
@@ -100,15 +94,15 @@ def replay(
     from streams import replay as replaying
 
     if (history is None) == (from_timestamp is None):
-        _fail("give a HISTORY file or --from-timestamp, not both")
+        fail("give a HISTORY file or --from-timestamp, not both")
     if history is not None and missing(history):
-        _fail(f"history file {history} does not exist")
+        fail(f"history file {history} does not exist")
     settings = _settings(namespace, partitions, mode="replay")
     lines_from_topics = None
     if from_timestamp is not None:
         if source_namespace == namespace:
-            _fail("--from-timestamp replays into a fresh namespace: choose a --namespace other than the source")
-        since = _instant(from_timestamp)
+            fail("--from-timestamp replays into a fresh namespace: choose a --namespace other than the source")
+        since = parse_instant(from_timestamp, "--from-timestamp")
         lines_from_topics = asyncio.run(replaying.read_namespace(_settings(source_namespace, partitions), since * 1000))
         err.print(f"read {len(lines_from_topics):,} events of {source_namespace} since {from_timestamp}")
     started = None
@@ -133,24 +127,12 @@ def replay(
                                                    lambda done, total: progress.update(task, completed=done),
                                                    started))
                 except (RuntimeError, TimeoutError) as error:
-                    _fail(f"{error}" + (f"; see {log_path}" if started is not None else ""))
+                    fail(f"{error}" + (f"; see {log_path}" if started is not None else ""))
                 err.print("all sources scored")
     finally:
         if started is not None:
             os.killpg(started.pid, signal.SIGTERM)
             started.wait(timeout=60)
-
-
-def _instant(text: str) -> int:
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"not an ISO-8601 instant: {text!r}")
-    if moment.tzinfo is None:
-        _fail(f"{text!r} needs a UTC offset (e.g. +07:00)")
-    return int(moment.timestamp())
 
 
 def scores(
@@ -170,7 +152,7 @@ def scores(
     try:
         parse_period(period)
     except PeriodError as error:
-        _fail(str(error))
+        fail(str(error))
     settings = _settings(namespace, 4)
 
     async def read() -> dict | None:
@@ -187,7 +169,7 @@ def scores(
         return
     report = asyncio.run(read())
     if report is None:
-        _fail(f"no scores for {period} in namespace {namespace}")
+        fail(f"no scores for {period} in namespace {namespace}")
     sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -200,10 +182,10 @@ def project(
     from streams import replay as replaying
 
     if not rebuild:
-        _fail("nothing to do: pass --rebuild")
+        fail("nothing to do: pass --rebuild")
     settings = _settings(namespace, 4)
     if not asyncio.run(replaying.worker_running(settings)):
-        _fail(f"no worker serves namespace {namespace}: start `chiso766 worker --namespace {namespace}`")
+        fail(f"no worker serves namespace {namespace}: start `chiso766 worker --namespace {namespace}`")
 
     async def run() -> None:
         requested = await replaying.send_watermarks(settings, 0, kind="rebuild")
@@ -212,5 +194,5 @@ def project(
     try:
         asyncio.run(run())
     except TimeoutError as error:
-        _fail(str(error))
+        fail(str(error))
     err.print(f"projection of {namespace} rebuilt")

@@ -32,6 +32,12 @@ def at(day: date, minute_of_day: int) -> int:
     return int(midnight.timestamp()) + minute_of_day * 60
 
 
+def day_and_second(ts: int) -> tuple[date, int]:
+    """The local date of an instant and the second of that day."""
+    moment = local(ts)
+    return moment.date(), moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
 def parse_hhmm(text: str) -> int:
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
@@ -164,9 +170,7 @@ class WorkingCalendar:
     def add_working_minutes(self, start: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant `minutes` of working time after `start` (which should lie in working time)."""
         remaining = round(minutes * 60)
-        moment = local(start)
-        day = moment.date()
-        second = moment.hour * 3600 + moment.minute * 60 + moment.second
+        day, second = day_and_second(start)
         if not self.is_working_day(day):
             day, second = self.working_day_on_or_after(day), 0
         while True:
@@ -184,9 +188,7 @@ class WorkingCalendar:
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""
         remaining = round(minutes * 60)
-        moment = local(end)
-        day = moment.date()
-        second = moment.hour * 3600 + moment.minute * 60 + moment.second
+        day, second = day_and_second(end)
         if not self.is_working_day(day):
             day, second = self._previous_working_day(day), 24 * 3600
         while True:

@@ -1,0 +1,27 @@
+"""What every command shares: the error console, a clear failure, instants given on the command line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def parse_instant(text: str, option: str) -> int:
+    """Epoch seconds of an ISO-8601 instant that carries its UTC offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} must be ISO-8601 with an offset, got {text!r}")
+    if moment.tzinfo is None:
+        fail(f"{option} needs a UTC offset (e.g. +07:00), got {text!r}")
+    return int(moment.timestamp())
