@@ -67,6 +67,7 @@ def build_app(settings: Settings) -> faust.App:
     redis = aioredis.from_url(settings.redis_url)
     prefix = settings.redis_prefix
     catalog_ready = asyncio.Event()
+    catalog_position = [0]
     scorers: dict[str, SourceScorer] = {}
     partition_events: dict[str, faust.EventT] = {}  # the latest event of each source partition
     loaded = {"projector": False}
@@ -104,9 +105,10 @@ def build_app(settings: Settings) -> faust.App:
         end = (await consumer.end_offsets([partition]))[partition]
         try:
             while True:
-                if await consumer.position(partition) >= end:
+                catalog_position[0] = await consumer.position(partition)
+                if catalog_position[0] >= end:
                     catalog_ready.set()
-                batches = await consumer.getmany(partition, timeout_ms=500, max_records=5000)
+                batches = await consumer.getmany(partition, timeout_ms=100, max_records=5000)
                 for record in batches.get(partition, ()):
                     event = decode(record.value)
                     if isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
@@ -127,7 +129,13 @@ def build_app(settings: Settings) -> faust.App:
         as_of = int(clock.get(source.encode(), b"0"))
         return scorer, scorer.restore(stored, as_of)
 
-    async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None) -> None:
+    async def catalogue_through(offset: int) -> None:
+        """Until the catalogue follower has folded the catalogue up to `offset` (exclusive)."""
+        while catalog_position[0] < offset:
+            await asyncio.sleep(0.02)
+
+    async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None,
+                   catalog_end: int = 0) -> None:
         table = tables[kind]
         with acting_for(partition_events.get(result.source)):
             for code, value in result.state_writes.items():
@@ -139,7 +147,7 @@ def build_app(settings: Settings) -> faust.App:
             merged.update({(owner, period): counters for owner, period, counters in result.tallies})
             entries = [(owner, period, counters) for (owner, period), counters in merged.items()]
         message = {"source": result.source, "as_of": result.as_of, "watermark": watermark,
-                   "replace": replaced is not None, "entries": entries}
+                   "replace": replaced is not None, "entries": entries, "catalog_end": catalog_end}
         if message["entries"] or replaced is not None or watermark or result.as_of:
             await tally_topic.send(key=result.source.encode(), value=orjson.dumps(message))
         for letter in result.dead_letters:
@@ -190,7 +198,11 @@ def build_app(settings: Settings) -> faust.App:
             result = scorer.process(by_partition.get(partition, []), now)
             metrics.EVENTS_IN.labels(topic=kind).inc(result.events)
             watermark = None
+            catalog_end = 0
             for control in controls.get(partition, []):
+                # A watermark closes a replay: first the catalogue published before it must be in.
+                catalog_end = max(catalog_end, int(control.get("catalog_end", 0)))
+                await catalogue_through(catalog_end)
                 if control.get("kind") == "watermark" and settings.mode == "replay":
                     later = scorer.process([], int(control["as_of"]))
                     _merge(result, later)
@@ -200,7 +212,7 @@ def build_app(settings: Settings) -> faust.App:
                     replaced = scorer.all_tallies()
                     result.listings = scorer.all_listings(result.as_of)
                     watermark = control.get("token")
-            await emit(kind, result, replaced, watermark)
+            await emit(kind, result, replaced, watermark, catalog_end)
         if events:
             oldest = min(event.message.timestamp for event in events)
             metrics.EVENT_AGE.observe(max(0.0, time.time() - oldest))
@@ -241,6 +253,8 @@ def build_app(settings: Settings) -> faust.App:
                             tally_table[key.encode()] = orjson.dumps(value)
                 if message.get("watermark"):
                     tokens.append((message["watermark"], message["source"], int(message["as_of"])))
+                    # Another worker's source may have read further into the catalogue than this one.
+                    await catalogue_through(int(message.get("catalog_end", 0)))
             clock_moved = projector.overall_as_of != before
             if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
                 touched |= set(projector.periods())

@@ -64,9 +64,25 @@ class _Batcher:
                                                              partition=number))
 
 
+async def _catalog_end(settings: Settings) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partition = TopicPartition(settings.topic(CATALOG_TOPIC), 0)
+        return (await consumer.end_offsets([partition]))[partition]
+    finally:
+        await consumer.stop()
+
+
 async def _send_watermarks(producer: AIOKafkaProducer, settings: Settings, partitions: int, as_of: int,
                            token: str, kind: str = "watermark") -> None:
-    watermark = orjson.dumps({"kind": kind, "as_of": as_of, "token": token})
+    """Every input partition gets the control message; it names the catalogue's end offset, so a
+    worker folds the whole catalogue published so far before it closes the replay."""
+    await producer.flush()
+    catalog_end = await _catalog_end(settings)
+    watermark = orjson.dumps({"kind": kind, "as_of": as_of, "token": token, "catalog_end": catalog_end})
     for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
         for partition in range(partitions):
             await producer.send(settings.topic(topic), watermark, partition=partition,
