@@ -295,9 +295,6 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.task
     async def announce() -> None:
-        # Faust pauses the stream whenever more than 100 table writes wait to be produced; a batch
-        # writes hundreds of keys at once, so allow a batch's worth to queue.
-        app.producer.buffer.max_messages = max(settings.batch_max, 1000)
         # The worker's logging setup leaves some libraries at DEBUG; formatting records nobody
         # reads cost a tenth of the hot path.
         for name in ("", "aiokafka", "faust", "mode", "kafka"):

@@ -35,7 +35,7 @@ def _short_fetch_waits() -> None:
     aiokafka.AIOKafkaConsumer = ShortWaitConsumer
 
 
-def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+def run_worker(settings: Settings, loglevel: str = os.environ.get("CHISO766_LOGLEVEL", "warn")) -> None:
     actual = asyncio.run(ensure_topics(settings))
     have = actual.get(settings.topic(DOSSIER_TOPIC))
     if have is not None and have != settings.partitions:
