@@ -19,6 +19,8 @@ from streams.config import Settings
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[stack.StackInfo]:
+    # A run stopped by SIGTERM (a CI time limit, `timeout`) still tears the stack down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     name = f"pytest-{os.getpid()}"
     info = stack.up(name)
     previous = {key: os.environ.get(key) for key in ("CHISO766_BOOTSTRAP", "CHISO766_REDIS_URL")}
