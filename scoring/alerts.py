@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from scoring import lifecycle as lc
 from scoring.calendar import WorkingCalendar, WorkingHours
+from scoring.contributions import holder_at
 from scoring.lifecycle import DossierState
 from scoring.ruleset import LifecycleSwitches
 
@@ -60,8 +61,6 @@ def alerts_between(state: DossierState, since: int, until: int, switches: Lifecy
                    calendar: WorkingCalendar, hours: WorkingHours, policy: AlertPolicy,
                    fallback_due: int | None = None) -> list[Alert]:
     """Alerts whose instant falls in (since, until] for a dossier still open at that instant."""
-    from scoring.contributions import holder_at
-
     if state.received_at is None or lc.is_excluded(state, until):
         return []
     due = lc.due_for_scoring(state, switches) or fallback_due

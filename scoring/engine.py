@@ -18,7 +18,7 @@ from scoring.alerts import Alert, AlertPolicy, alerts_between, next_alert_at
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
-from scoring.lifecycle import REDUCERS, DossierState, epoch_seconds, reduce
+from scoring.lifecycle import REDUCERS, DossierState, epoch_seconds
 from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units
 from scoring.ruleset import Ruleset
@@ -65,41 +65,51 @@ class Engine:
 
     # --- folding --------------------------------------------------------------------------------
 
-    def _fold(self, event: ev.EventBase, before: dict[tuple[str, str], Contribution]) -> bool:
-        """Reduce one event; remember the touched entity's contribution as last emitted.
-        Returns True when the directory changed."""
-        moment = epoch_seconds(event.occurred_at)
-        if self.latest_event_at is None or moment > self.latest_event_at:
-            self.latest_event_at = moment
-        if type(event) in DOSSIER_EVENT_TYPES:
+    def _fold_all(self, events: Iterable[ev.EventBase], before: dict[tuple[str, str], Contribution] | None) -> bool:
+        """Reduce events into states. With `before`, remember each touched entity's contribution as
+        last emitted and which parts its events may change. Returns True when the directory changed.
+        The dossier path is written out inline: it runs for almost every event."""
+        directory_changed = False
+        dossiers, stale, emitted = self.dossiers, self._stale, self._emitted
+        latest = self.latest_event_at or 0
+        for event in events:
+            moment = epoch_seconds(event.occurred_at)
+            if moment > latest:
+                latest = moment
+            event_type = type(event)
+            if event_type not in DOSSIER_EVENT_TYPES:
+                directory_changed |= self._fold_other(event, moment, before)
+                continue
             code = event.dossier_code  # type: ignore[attr-defined]
-            key = (DOSSIER, code)
-            if key not in before:
-                before[key] = self._emitted(key)
-            stale = self._stale
-            stale[key] = stale.get(key, 0) | PARTS_CHANGED_BY[type(event)]
-            self.dossiers[code] = reduce(self.dossiers.get(code), event, moment)  # type: ignore[arg-type]
-        elif isinstance(event, ev.PetitionEvent):
+            if before is not None:
+                key = (DOSSIER, code)
+                if key not in before:
+                    before[key] = emitted(key)
+                stale[key] = stale.get(key, 0) | PARTS_CHANGED_BY[event_type]
+            state = dossiers.get(code)
+            if state is None:
+                state = dossiers[code] = DossierState(code)
+            REDUCERS[event_type](state, event, moment)
+        if latest:
+            self.latest_event_at = latest
+        return directory_changed
+
+    def _fold_other(self, event: ev.EventBase, moment: int,
+                    before: dict[tuple[str, str], Contribution] | None) -> bool:
+        if isinstance(event, ev.PetitionEvent):
             key = (PETITION, event.petition_id)
-            if key not in before:
+            if before is not None and key not in before:
                 before[key] = self._emitted(key)
             self.petitions[event.petition_id] = contrib.reduce_petition(self.petitions.get(event.petition_id), event)
             if self.link_petitions and isinstance(event, ev.PetitionReceived) and event.dossier_code:
-                self._link_petition(event, before)
+                self._fold_all([petition_link(event)], before)
         elif isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
             return self.directory.apply(event)
         return False
 
-    def _link_petition(self, event: ev.PetitionReceived, before: dict[tuple[str, str], Contribution]) -> None:
-        self._fold(petition_link(event), before)
-
     def load(self, events: Iterable[ev.EventBase]) -> None:
         """Fold events with no tallying (the batch scorer tallies once, at the end)."""
-        scratch: dict[tuple[str, str], Contribution] = {}
-        for event in events:
-            self._fold(event, scratch)
-            scratch.clear()
-        self._stale.clear()
+        self._fold_all(events, None)
 
     # --- contributions --------------------------------------------------------------------------
 
@@ -162,30 +172,7 @@ class Engine:
         `as_of` defaults to the latest event time seen (replay); a live worker passes the clock.
         """
         before: dict[tuple[str, str], Contribution] = {}
-        directory_changed = False
-        # The dossier path of _fold, inlined: it runs for almost every event of a batch.
-        dossiers, stale, emitted = self.dossiers, self._stale, self._emitted
-        latest = self.latest_event_at or 0
-        for event in events:
-            event_type = type(event)
-            if event_type not in DOSSIER_EVENT_TYPES:
-                directory_changed |= self._fold(event, before)
-                latest = max(latest, self.latest_event_at or 0)
-                continue
-            moment = epoch_seconds(event.occurred_at)
-            if moment > latest:
-                latest = moment
-            code = event.dossier_code  # type: ignore[attr-defined]
-            key = (DOSSIER, code)
-            if key not in before:
-                before[key] = emitted(key)
-            stale[key] = stale.get(key, 0) | PARTS_CHANGED_BY[event_type]
-            state = dossiers.get(code)
-            if state is None:
-                state = dossiers[code] = DossierState(code)
-            REDUCERS[event_type](state, event, moment)
-        if latest:
-            self.latest_event_at = latest
+        directory_changed = self._fold_all(events, before)
         as_of = max(as_of or 0, self.latest_event_at or 0, self.as_of or 0)
         self.as_of = as_of
         if directory_changed or self._directory_version != self.directory.version:

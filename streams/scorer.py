@@ -15,7 +15,7 @@ from schemas import Rejection, decode_message
 from schemas import events as ev
 from scoring.alerts import Alert, AlertPolicy
 from scoring.calendar import WorkingCalendar
-from scoring.contributions import PetitionState
+from scoring.contributions import PetitionState, holder_at
 from scoring.directory import Directory
 from scoring.engine import DOSSIER, Engine, petition_link
 from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring
@@ -186,8 +186,6 @@ class SourceScorer:
                 result.state_writes[code] = encode_state(engine.petitions[code])
 
     def listing(self, state: DossierState, as_of: int) -> Listing:
-        from scoring.contributions import holder_at
-
         engine = self.engine
         context = engine.context
         officer = holder_at(state, as_of)
