@@ -19,8 +19,9 @@ echo "   Kafka $CHISO766_BOOTSTRAP · Redis $CHISO766_REDIS_URL"
 echo "== 2. a simulated province: $dossiers dossiers"
 chiso766 simulate --seed 766 --dossiers "$dossiers" --out "$out/history.jsonl.gz"
 
-echo "== 3. a live worker (as of = wall clock), metrics on 127.0.0.1:9108"
-chiso766 worker --namespace "$namespace" --mode live --tick 2 --metrics-port 9108 > "$out/worker.log" 2>&1 &
+metrics_port="$(python -c 'from cli.stack import free_port; print(free_port())')"
+echo "== 3. a live worker (as of = wall clock), metrics on http://127.0.0.1:$metrics_port/metrics"
+chiso766 worker --namespace "$namespace" --mode live --tick 2 --metrics-port "$metrics_port" > "$out/worker.log" 2>&1 &
 worker=$!
 feeder=""
 cleanup() {
