@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import resources, streaming
-from cli.common import err, fail, parse_instant
+from cli.common import dump, err, fail, parse_instant
 from cli.history import ReadStats, missing, open_history, read_events, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
@@ -36,10 +36,6 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 
 RulesetOption = Annotated[Path | None, typer.Option("--ruleset", help="Ruleset JSON file (default: bundled).")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
-
-
-def dump(data: object) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _ruleset(path: Path | None):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import NoReturn
 
+import orjson
 import typer
 from rich.console import Console
 
@@ -25,3 +27,8 @@ def parse_instant(text: str, option: str) -> int:
     if moment.tzinfo is None:
         fail(f"{option} needs a UTC offset (e.g. +07:00), got {text!r}")
     return int(moment.timestamp())
+
+
+def dump(data: object) -> None:
+    """JSON for machines, on stdout."""
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")

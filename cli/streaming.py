@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from contextlib import nullcontext as _nullcontext
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import stack as local_stack
-from cli.common import err, fail, parse_instant
+from cli.common import dump, err, fail, parse_instant
 from cli.history import missing, open_history
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
@@ -45,7 +43,7 @@ def stack_down(name: StackName = "default") -> None:
 @stack_app.command("status")
 def stack_status(name: StackName = "default") -> None:
     status = local_stack.status(name)
-    sys.stdout.buffer.write(orjson.dumps(status, option=orjson.OPT_INDENT_2) + b"\n")
+    dump(status)
     if not status.get("running"):
         raise typer.Exit(1)
 
@@ -170,7 +168,7 @@ def scores(
     report = asyncio.run(read())
     if report is None:
         fail(f"no scores for {period} in namespace {namespace}")
-    sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    dump(report)
 
 
 def project(

@@ -118,7 +118,6 @@ class WorkingCalendar:
         make_up = set(getattr(base, "weekend_workdays", ()))
         self._holidays = (frozenset(base) | self.overrides.days_off) - self.overrides.working_days
         self._make_up = frozenset(make_up | self.overrides.working_days) - self.overrides.days_off
-        self._names = {day: str(name) for day, name in base.items()}
         self._cache: dict[date, bool] = {}
 
     def is_working_day(self, day: date) -> bool:
@@ -129,9 +128,6 @@ class WorkingCalendar:
             cached = day in self._make_up or (day.weekday() < 5 and day not in self._holidays)
             self._cache[day] = cached
         return cached
-
-    def holiday_name(self, day: date) -> str | None:
-        return self._names.get(day)
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""

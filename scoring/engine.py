@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from schemas import events as ev
 from scoring import contributions as contrib
@@ -153,11 +153,15 @@ class Engine:
         since = self._emitted_at.get(key, state.received_at - 1)
         self.alerts += alerts_between(state, since, as_of, *self._alert_args(state))
 
-    def full_tallies(self, as_of: int) -> Counter:
-        """Every counter recomputed from the states as of `as_of`."""
+    def full_tallies(self, as_of: int, remember: bool = False) -> Counter:
+        """Every counter recomputed from the states as of `as_of`; with `remember`, each
+        contribution is also kept as the one last tallied."""
         blocks: dict = {}
         for key in self._keys():
-            contrib.count_blocks(blocks, self.contribution(key, as_of))
+            contribution = self.contribution(key, as_of)
+            if remember:
+                self._last[key] = contribution
+            contrib.count_blocks(blocks, contribution)
         return Counter(contrib.expand(blocks))
 
     def _keys(self) -> Iterable[tuple[str, str]]:
@@ -216,25 +220,25 @@ class Engine:
 
     def _rebuild(self, as_of: int) -> Delta:
         """After a catalogue change every contribution may differ: recompute all, return the change."""
-        fresh = self.full_tallies(as_of)
+        self._last.clear()
+        fresh = self.full_tallies(as_of, remember=True)
         delta = dict(fresh)
         for counter, value in self.tallies.items():
             delta[counter] = delta.get(counter, 0) - value
         self.tallies = fresh
         self._schedule.clear()
         self._scheduled.clear()
-        self._last.clear()
         for key in list(self._keys()):
             self._raise_alerts(key, as_of)
             self._emitted_at[key] = as_of
             self._plan(key, as_of)
         return {counter: change for counter, change in delta.items() if change}
 
-    def score_units(self, period: Period, as_of: int, tallies: Mapping | None = None) -> list[UnitScore]:
-        """Scored, ranked units for a period; from `tallies` when given, else recomputed as of `as_of`."""
+    def score_units(self, period: Period, as_of: int) -> list[UnitScore]:
+        """Scored, ranked units for a period, from tallies recomputed as of `as_of`."""
         context = self.context
-        return score_units(tallies if tallies is not None else self.full_tallies(as_of), period, as_of,
-                           context.directory, context.ruleset, context.calendar)
+        return score_units(self.full_tallies(as_of), period, as_of, context.directory, context.ruleset,
+                           context.calendar)
 
     def restore(self, dossiers: Iterable[DossierState], petitions: Iterable[PetitionState], as_of: int) -> None:
         """Take states recovered from a changelog and recompute every tally from them."""
@@ -245,6 +249,3 @@ class Engine:
         self.as_of = max(as_of, self.as_of or 0)
         self._rebuild(self.as_of)
         self._directory_version = self.directory.version
-
-    def pending_changes(self) -> int:
-        return len(self._scheduled)

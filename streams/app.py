@@ -118,7 +118,8 @@ def build_app(settings: Settings) -> faust.App:
         finally:
             await consumer.stop()
 
-    def scorer_for(kind: str, partition: int, clock: dict[bytes, bytes]) -> tuple[SourceScorer, list | None]:
+    async def scorer_for(kind: str, partition: int) -> tuple[SourceScorer, list | None]:
+        """The partition's scorer; a new one is rebuilt from the state table and its saved clock."""
         source = f"{kind}{partition}"
         scorer = scorers.get(source)
         if scorer is not None:
@@ -126,7 +127,7 @@ def build_app(settings: Settings) -> faust.App:
         scorer = scorers[source] = SourceScorer(source, settings.partitions, ruleset, calendar, directory, policy,
                                                 max(policy.approaching_minutes))
         stored = ((key.decode(), value) for key, value in tables[kind].items())
-        as_of = int(clock.get(source.encode(), b"0"))
+        as_of = int(await redis.hget(f"{prefix}:clock", source) or 0)
         return scorer, scorer.restore(stored, as_of)
 
     async def catalogue_through(offset: int) -> None:
@@ -177,7 +178,6 @@ def build_app(settings: Settings) -> faust.App:
     async def handle(kind: str, events: list[faust.EventT]) -> None:
         handle_started = time.perf_counter()
         await catalog_ready.wait()
-        clock = await redis.hgetall(f"{prefix}:clock")
         by_partition: dict[int, list[RawMessage]] = defaultdict(list)
         controls: dict[int, list[dict]] = defaultdict(list)
         for event in events:
@@ -193,7 +193,7 @@ def build_app(settings: Settings) -> faust.App:
         for event in events:
             partition_events[f"{kind}{event.message.partition}"] = event
         for partition in sorted(by_partition.keys() | controls.keys()):
-            scorer, replaced = scorer_for(kind, partition, clock)
+            scorer, replaced = await scorer_for(kind, partition)
             now = None if settings.mode == "replay" else int(time.time())
             result = scorer.process(by_partition.get(partition, []), now)
             metrics.EVENTS_IN.labels(topic=kind).inc(result.events)

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from scoring.alerts import Alert
 from scoring.calendar import local
 from scoring.periods import parse_period
-from scoring.report import report_json, unit_json
+from scoring.report import unit_json
 from scoring.rollup import OfficerTally, UnitScore
 from scoring.ruleset import Ruleset, as_number
 from scoring.stakes import points_at_stake
@@ -154,5 +154,3 @@ async def read_report(client: aioredis.Redis, prefix: str, period: str) -> dict 
     return {"period": period, "as_of": meta[b"as_of"].decode(), "ruleset": meta[b"ruleset"].decode(),
             "units": units}
 
-
-__all__ = ["publish_alerts", "read_report", "report_json", "write_listings", "write_scores"]
