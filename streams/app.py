@@ -130,9 +130,16 @@ def build_app(settings: Settings) -> faust.App:
         as_of = int(await redis.hget(f"{prefix}:clock", source) or 0)
         return scorer, scorer.restore(stored, as_of)
 
-    async def catalogue_through(offset: int) -> None:
-        """Until the catalogue follower has folded the catalogue up to `offset` (exclusive)."""
+    async def catalogue_through(offset: int, patience: float = 30.0) -> None:
+        """Until the catalogue follower has folded the catalogue up to `offset` (exclusive) — or,
+        should the follower be stuck, `patience` seconds: a replay then closes on the catalogue it
+        has (scores catch up on the next catalogue change) instead of never closing."""
+        deadline = time.monotonic() + patience
         while catalog_position[0] < offset:
+            if time.monotonic() > deadline:
+                log.warning("catalogue at offset %d, a watermark expected %d: closing without the rest",
+                            catalog_position[0], offset)
+                return
             await asyncio.sleep(0.02)
 
     async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None,
