@@ -125,9 +125,10 @@ def _start_kafka(directory: Path, port: int, controller_port: int) -> int:
         "appender.file.layout.type=PatternLayout\nappender.file.layout.pattern=[%d] %p %m (%c)%n\n")
     classpath = f"{libs}/*"
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # `--cluster-id=ID`, not `-t ID`: one id in 64 starts with "-" and argparse takes it for an option.
     formatted = subprocess.run(
-        [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
-         "--ignore-formatted"], capture_output=True, text=True, check=False)
+        [java, "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+         "-c", str(properties), "--ignore-formatted"], capture_output=True, text=True, check=False)
     if formatted.returncode != 0:
         raise StackError(f"formatting KRaft storage failed: {formatted.stderr[-2000:]}")
     log = (directory / "kafka.out").open("ab")
