@@ -9,7 +9,9 @@ Keys (PREFIX is the namespace):
   PREFIX:stake:PERIOD                         HASH  unit code → points one more overdue dossier costs
   PREFIX:overdue:unit:UNIT / :officer:ID      ZSET  dossier code scored by due (epoch seconds)
   PREFIX:approaching:unit:UNIT / :officer:ID  ZSET  dossier code scored by due
-  PREFIX:dossier:CODE                         HASH  unit, officer, procedure, due, list (open dossiers only)
+  PREFIX:dossier:CODE                         HASH  unit, officer, procedure, due, list[, month, completed]
+                                                    (open dossiers and those completed late)
+  PREFIX:late:MONTH:unit:UNIT / :officer:ID   ZSET  dossiers completed late in MONTH (YYYY-MM), by completion
   PREFIX:alerts                               STREAM alert entries (bounded, read with consumer groups)
   PREFIX:alerts:live                          PUBSUB channel, the same JSON for live pages
   PREFIX:alert:ID                             STRING dedupe marker (30 days): redelivery raises nothing twice
@@ -84,14 +86,21 @@ async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable
         # Drop the dossier from every list it may have been in, then add it where it belongs now.
         previous = f"{prefix}:dossier:{listing.dossier}"
         pipe.eval(_FORGET_SCRIPT, 1, previous, prefix, listing.dossier)
+        fields = {"unit": listing.unit or "", "officer": listing.officer or "",
+                  "procedure": listing.procedure or "", "due": str(listing.due or ""), "list": listing.state}
         if listing.state in LISTS and listing.due is not None:
             for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
                 if owner:
                     pipe.zadd(f"{prefix}:{listing.state}:{owner_kind}:{owner}", {listing.dossier: listing.due})
-        if listing.state in (*LISTS, "open"):
-            pipe.hset(previous, mapping={"unit": listing.unit or "", "officer": listing.officer or "",
-                                         "procedure": listing.procedure or "", "due": str(listing.due or ""),
-                                         "list": listing.state})
+        elif listing.state == "late" and listing.completed is not None:
+            fields["month"] = f"{local(listing.completed):%Y-%m}"
+            fields["completed"] = str(listing.completed)
+            for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
+                if owner:
+                    pipe.zadd(f"{prefix}:late:{fields['month']}:{owner_kind}:{owner}",
+                              {listing.dossier: listing.completed})
+        if listing.state in (*LISTS, "open", "late"):
+            pipe.hset(previous, mapping=fields)
     if count:
         await pipe.execute()
 
@@ -103,7 +112,8 @@ if #entry == 0 then return 0 end
 local fields = {}
 for i = 1, #entry, 2 do fields[entry[i]] = entry[i + 1] end
 local list = fields['list']
-if list == 'overdue' or list == 'approaching' then
+if list == 'late' then list = 'late:' .. fields['month'] end
+if list ~= 'open' then
   local base = ARGV[1] .. ':' .. list
   if fields['unit'] ~= '' then redis.call('ZREM', base .. ':unit:' .. fields['unit'], ARGV[2]) end
   if fields['officer'] ~= '' then redis.call('ZREM', base .. ':officer:' .. fields['officer'], ARGV[2]) end

@@ -18,7 +18,7 @@ from scoring.calendar import WorkingCalendar
 from scoring.contributions import PetitionState, holder_at
 from scoring.directory import Directory
 from scoring.engine import DOSSIER, Engine, petition_link
-from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring
+from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring, end_time
 from scoring.ruleset import Ruleset
 from streams.partitioning import partition_for
 
@@ -71,7 +71,8 @@ class Listing:
     officer: str | None
     procedure: str | None
     due: int | None
-    state: str  # "overdue", "approaching", "open" (in no list) or "closed"
+    state: str  # "overdue", "approaching", "open" (in no list), "late" (completed late) or "closed"
+    completed: int | None = None  # when a late dossier was completed
 
 
 @dataclass
@@ -198,6 +199,10 @@ class SourceScorer:
             kind = "approaching"
         elif outcome is Outcome.IN_PROGRESS:
             kind = "open"
+        elif outcome is Outcome.LATE:  # the monthly list of dossiers completed late names who held it last
+            completed = end_time(state, as_of)
+            return Listing(state.code, state.unit, holder_at(state, completed or as_of), state.procedure, due, "late",
+                           completed)
         else:
             kind = "closed"
         return Listing(state.code, state.unit, officer, state.procedure, due, kind)

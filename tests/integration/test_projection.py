@@ -11,7 +11,7 @@ import redis
 
 from schemas import events as ev
 from streams import replay
-from tests.builders import received, ts
+from tests.builders import received, status, ts
 from tests.integration.conftest import WorkerProcess, chiso766, settings_for
 from tests.integration.test_pipeline import assert_same
 
@@ -44,6 +44,10 @@ def test_a_scripted_dossier_raises_each_alert_once_at_its_event_time(local_stack
         await advance("2026-09-10 17:00:01")
         await replay.publish(settings, [line, line], watermark=False)  # redelivered
         await advance("2026-09-11 09:00")
+        assert client.zscore("alerts:overdue:unit:H15.01", "ALERT-1") == ts("2026-09-10 17:00")
+        assert client.zscore("alerts:overdue:officer:CB-7", "ALERT-1") is not None
+        await replay.publish(settings, [ev.encode(status("ALERT-1", "2026-10-01 10:00", 9))], watermark=False)
+        await advance("2026-10-01 11:00")
 
     try:
         asyncio.run(run())
@@ -57,9 +61,13 @@ def test_a_scripted_dossier_raises_each_alert_once_at_its_event_time(local_stack
     assert first["dossier"] == "ALERT-1" and first["unit"] == "H15.01" and first["officer"] == "CB-7"
     assert first["due"] == "2026-09-10T17:00:00+07:00" and "points_at_stake" in first
     assert len({a["alert_id"] for a in entries}) == 4
-    assert client.zscore("alerts:overdue:unit:H15.01", "ALERT-1") == ts("2026-09-10 17:00")
-    assert client.zscore("alerts:overdue:officer:CB-7", "ALERT-1") is not None
+    # Completed late: out of the overdue lists, into October's list of dossiers completed late.
+    assert client.zscore("alerts:overdue:unit:H15.01", "ALERT-1") is None
+    assert client.zscore("alerts:overdue:officer:CB-7", "ALERT-1") is None
     assert client.zscore("alerts:approaching:unit:H15.01", "ALERT-1") is None
+    assert client.zscore("alerts:late:2026-10:unit:H15.01", "ALERT-1") == ts("2026-10-01 10:00")
+    assert client.zscore("alerts:late:2026-10:officer:CB-7", "ALERT-1") == ts("2026-10-01 10:00")
+    assert client.hget("alerts:dossier:ALERT-1", "list") == b"late"
 
 
 def test_project_rebuild_restores_a_wiped_redis(local_stack, history_file, tmp_path):
