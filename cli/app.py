@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import resources, streaming
+from cli import readside, resources, streaming
 from cli.common import dump, err, fail, parse_instant
 from cli.history import ReadStats, missing, open_history, read_events, write_lines
 from cli.labels import LABELS, Language
@@ -31,6 +31,10 @@ app.command("worker")(streaming.worker)
 app.command("replay")(streaming.replay)
 app.command("scores")(streaming.scores)
 app.command("project")(streaming.project)
+app.command("api")(readside.api)
+app.command("export")(readside.export)
+app.command("leaderboard")(readside.leaderboard)
+app.command("alerts")(readside.alerts)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
 

@@ -20,7 +20,7 @@ stamp="$venv/.chiso766-installed"
 wanted="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[stream,test]"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[stream,api,test]"
   echo "$wanted" > "$stamp"
 fi
 echo "$venv"

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Install the system packages the local stack needs (Debian): Java 17 for the Kafka broker, Maven to
-# fetch its jars from Maven Central, redis-server. Only what is missing; needs root (or sudo).
+# fetch its jars from Maven Central, redis-server; with --browser also Chromium and its WebDriver for
+# the dashboard's browser test. Only what is missing; needs root (or sudo).
 set -euo pipefail
 need=()
+if [ "${1:-}" = "--browser" ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+fi
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

@@ -3,7 +3,7 @@
 # fetched by the test session's stack fixture), then run lint, the schema check and the tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash deploy/setup-system.sh
+bash deploy/setup-system.sh --browser
 venv="$(bash deploy/setup-python.sh)"
 export PATH="$venv/bin:$PATH"
 echo "== ruff"

@@ -32,7 +32,7 @@ from schemas import decode
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
 from scoring.directory import Directory
-from streams import metrics
+from streams import commands, metrics
 from streams.config import (
     CATALOG_TOPIC,
     CONTROL_HEADER,
@@ -299,6 +299,10 @@ def build_app(settings: Settings) -> faust.App:
             result = scorer.process([], now)
             if result.tallies or result.alerts or result.listings:
                 await emit(source[0], result, None, None)
+
+    @app.task
+    async def take_commands() -> None:
+        await commands.follow(redis, settings)
 
     @app.task
     async def announce() -> None:

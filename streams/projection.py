@@ -14,6 +14,8 @@ Keys (PREFIX is the namespace):
   PREFIX:late:MONTH:unit:UNIT / :officer:ID   ZSET  dossiers completed late in MONTH (YYYY-MM), by completion
   PREFIX:alerts                               STREAM alert entries (bounded, read with consumer groups)
   PREFIX:alerts:live                          PUBSUB channel, the same JSON for live pages
+  PREFIX:scores:live                          PUBSUB {"period", "as_of"} each time a period's scores are rewritten
+  PREFIX:commands                             STREAM requests from the API (rebuild), taken by one worker
   PREFIX:alert:ID                             STRING dedupe marker (30 days): redelivery raises nothing twice
   PREFIX:keys:PERIOD                          SET   leaderboard and officer keys of a period (for rewrites)
   PREFIX:replay:TOKEN                         HASH  source → as_of, once a replay's watermark got through
@@ -75,6 +77,7 @@ async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: 
     pipe.hset(f"{prefix}:meta:{period}", mapping={"as_of": iso(as_of) or "", "ruleset": ruleset.id,
                                                   "updated_at": str(time.time())})
     pipe.sadd(f"{prefix}:periods", period)
+    pipe.publish(f"{prefix}:scores:live", orjson.dumps({"period": period, "as_of": iso(as_of)}))
     await pipe.execute()
 
 

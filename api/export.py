@@ -1,0 +1,150 @@
+"""The monthly notice a provincial office circulates, read from the projection, as XLSX or CSV.
+
+Sheets: units under CODE with the six groups, total, rank and movement; overdue counts and late
+dossiers per agency; the late-dossier list; officers; online-service and online-payment rates.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from api.store import Page, Projection
+from scoring.periods import parse_period
+from scoring.ruleset import GROUP_CODES
+
+ONLINE_SERVICE, ONLINE_PAYMENT = "ONLINE_DOSSIER_SHARE", "PAY_DOSSIER_ONLINE"
+HEADERS = {
+    "vi": {"units": "Xếp hạng đơn vị", "overdue": "Quá hạn theo đơn vị", "late": "Hồ sơ trễ hạn",
+           "officers": "Cán bộ", "online": "Tỷ lệ trực tuyến", "rank": "Hạng", "movement": "Thay đổi hạng",
+           "code": "Mã đơn vị", "unit": "Đơn vị", "peer_group": "Nhóm so sánh", "total": "Tổng điểm",
+           "overdue_open": "Hồ sơ đang quá hạn", "approaching": "Hồ sơ sắp đến hạn",
+           "late_completed": "Hồ sơ hoàn thành trễ hạn trong tháng", "dossier": "Mã hồ sơ", "procedure": "Thủ tục",
+           "officer": "Cán bộ", "due": "Hạn xử lý", "completed": "Ngày hoàn thành", "steps_on_time": "Bước đúng hạn",
+           "steps_late": "Bước trễ hạn", "overdue_held": "Đang giữ hồ sơ quá hạn", "points_cost": "Điểm bị trừ",
+           "online_service": "Tỷ lệ hồ sơ trực tuyến", "online_payment": "Tỷ lệ thanh toán trực tuyến",
+           "received": "Hồ sơ tiếp nhận"},
+    "en": {"units": "Unit ranking", "overdue": "Overdue by unit", "late": "Late dossiers", "officers": "Officers",
+           "online": "Online rates", "rank": "Rank", "movement": "Rank change", "code": "Unit code", "unit": "Unit",
+           "peer_group": "Peer group", "total": "Total", "overdue_open": "Open overdue dossiers",
+           "approaching": "Dossiers approaching due", "late_completed": "Completed late this month",
+           "dossier": "Dossier", "procedure": "Procedure", "officer": "Officer", "due": "Due",
+           "completed": "Completed", "steps_on_time": "Steps on time", "steps_late": "Steps late",
+           "overdue_held": "Overdue held", "points_cost": "Points cost", "online_service": "Online dossier rate",
+           "online_payment": "Online payment rate", "received": "Dossiers received"},
+}
+ALL = Page(1, 10**9)
+
+
+@dataclass
+class Sheet:
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    percent_columns: frozenset[int] = frozenset()
+    score_columns: frozenset[int] = frozenset()
+
+
+def _rate(indicator: dict) -> float | None:
+    return indicator["numerator"] / indicator["denominator"] if indicator["denominator"] else None
+
+
+def _under(units: dict[str, dict], root: str) -> list[dict]:
+    """`root` and every unit below it."""
+    def inside(code: str | None) -> bool:
+        seen = set()
+        while code and code not in seen:
+            if code == root:
+                return True
+            seen.add(code)
+            code = units[code]["parent"] if code in units else None
+        return False
+    return [unit for code, unit in units.items() if inside(code)]
+
+
+async def monthly_notice(projection: Projection, month: str, root: str, lang: str = "vi") -> list[Sheet]:
+    period = parse_period(month)
+    if period.kind != "month":
+        raise ValueError(f"the notice is monthly: use month:YYYY-MM, not {month}")
+    labels = HEADERS[lang]
+    units = await projection.units(period.key)
+    await projection.unit(period.key, root)  # unknown unit → NotFound
+    previous = await projection.units(period.previous.key)
+    members = sorted(_under(units, root), key=lambda u: (u["peer_group"], u["rank"] or 10**9, u["code"]))
+    month_text = period.key.removeprefix("month:")
+
+    ranking = Sheet("units", labels["units"], [labels["peer_group"], labels["rank"], labels["movement"],
+                                               labels["code"], labels["unit"], *GROUP_CODES, labels["total"]],
+                    score_columns=frozenset(range(5, 12)))
+    overdue = Sheet("overdue", labels["overdue"], [labels["code"], labels["unit"], labels["overdue_open"],
+                                                   labels["approaching"], labels["late_completed"]])
+    late = Sheet("late", labels["late"], [labels["dossier"], labels["procedure"], labels["code"], labels["officer"],
+                                          labels["due"], labels["completed"]])
+    officers = Sheet("officers", labels["officers"], [labels["code"], labels["officer"], labels["steps_on_time"],
+                                                      labels["steps_late"], labels["overdue_held"],
+                                                      labels["late_completed"], labels["points_cost"]],
+                     score_columns=frozenset({6}))
+    online = Sheet("online", labels["online"], [labels["code"], labels["unit"], labels["received"],
+                                                labels["online_service"], labels["online_payment"]],
+                   percent_columns=frozenset({3, 4}))
+    for unit in members:
+        before = previous.get(unit["code"])
+        moved = before["rank"] - unit["rank"] if before and before["rank"] and unit["rank"] else None
+        ranking.rows.append([unit["peer_group"], unit["rank"], moved, unit["code"], unit["name"],
+                             *(unit["groups"].get(code, 0) for code in GROUP_CODES), unit["total"]])
+        counts = []
+        for which in ("overdue", "approaching", f"late:{month_text}"):
+            counts.append((await projection.dossiers(which, "unit", unit["code"], Page(1, 1)))["total"])
+        overdue.rows.append([unit["code"], unit["name"], *counts])
+        for row in (await projection.dossiers(f"late:{month_text}", "unit", unit["code"], ALL))["dossiers"]:
+            late.rows.append([row["dossier"], row["procedure"], row["unit"], row["officer"], row["due"],
+                              row["completed"]])
+        for tally in await projection.officers(period.key, unit["code"]):
+            officers.rows.append([unit["code"], tally["officer"], tally.get("steps_on_time", 0),
+                                  tally.get("steps_late", 0), tally.get("overdue_held", 0),
+                                  tally.get("late_completed", 0), tally.get("points_cost", 0)])
+        indicators = unit["indicators"]
+        online.rows.append([unit["code"], unit["name"], indicators[ONLINE_SERVICE]["denominator"],
+                            _rate(indicators[ONLINE_SERVICE]), _rate(indicators[ONLINE_PAYMENT])])
+    return [ranking, overdue, late, officers, online]
+
+
+def write_xlsx(sheets: list[Sheet], path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    for sheet in sheets:
+        page = book.create_sheet(sheet.title[:31])
+        page.append(sheet.columns)
+        for cell in page[1]:
+            cell.font = Font(bold=True)
+        for row in sheet.rows:
+            page.append(row)
+        for index in range(len(sheet.columns)):
+            letter = get_column_letter(index + 1)
+            number_format = "0.00%" if index in sheet.percent_columns else (
+                "0.00" if index in sheet.score_columns else None)
+            if number_format:
+                for cell in page[letter][1:]:
+                    cell.number_format = number_format
+            width = max([len(str(sheet.columns[index]))] + [len(str(row[index] or "")) for row in sheet.rows[:500]])
+            page.column_dimensions[letter].width = min(60, width + 2)
+        page.freeze_panes = "A2"
+    book.save(path)
+
+
+def write_csv(sheets: list[Sheet], path: Path) -> None:
+    """One file, a titled section per table (UTF-8 with BOM so spreadsheet programs read Vietnamese)."""
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        for index, sheet in enumerate(sheets):
+            if index:
+                writer.writerow([])
+            writer.writerow([f"# {sheet.title}"])
+            writer.writerow(sheet.columns)
+            writer.writerows(sheet.rows)

@@ -1,0 +1,247 @@
+// chiso766 dashboard: a live leaderboard and unit pages over the read-only API. No framework, no CDN.
+"use strict";
+
+const LABELS = {
+  vi: {
+    title: "Chỉ số 766", period: "Kỳ", peer_group: "Nhóm so sánh", alerts: "Cảnh báo", as_of: "Tính đến",
+    live: "Trực tiếp", offline: "Mất kết nối", rank: "Hạng", unit: "Đơn vị", code: "Mã", total: "Tổng điểm",
+    groups: "Sáu nhóm chỉ tiêu", change: "Thay đổi", indicators: "Chỉ tiêu", numerator: "Tử số",
+    denominator: "Mẫu số", score: "Điểm", max: "Tối đa", trend: "Xu hướng theo tháng", children: "Đơn vị trực thuộc",
+    overdue: "Hồ sơ quá hạn", approaching: "Hồ sơ sắp đến hạn", dossier: "Hồ sơ", procedure: "Thủ tục",
+    officer: "Cán bộ", due: "Hạn xử lý", stake: "Điểm có thể mất", officers: "Cán bộ và kết quả xử lý",
+    points_cost: "Điểm bị trừ", none: "Không có", back: "← Bảng xếp hạng", loading: "Đang tải…",
+    provinces: "Tỉnh, thành phố", ministries: "Bộ, ngành", agencies: "Sở, ban, ngành", communes: "Xã, phường",
+    approaching_kind: "Sắp đến hạn", apology_due_kind: "Cần xin lỗi", overdue_kind: "Quá hạn",
+    steps_on_time: "Đúng hạn", steps_late: "Trễ hạn", overdue_held: "Đang quá hạn", lang: "English",
+  },
+  en: {
+    title: "Decision 766 index", period: "Period", peer_group: "Peer group", alerts: "Alerts", as_of: "As of",
+    live: "Live", offline: "Offline", rank: "Rank", unit: "Unit", code: "Code", total: "Total",
+    groups: "Six groups", change: "Change", indicators: "Indicators", numerator: "Numerator",
+    denominator: "Denominator", score: "Score", max: "Max", trend: "Monthly trend", children: "Child units",
+    overdue: "Overdue dossiers", approaching: "Dossiers approaching due", dossier: "Dossier", procedure: "Procedure",
+    officer: "Officer", due: "Due", stake: "Points at stake", officers: "Officers and their tallies",
+    points_cost: "Points cost", none: "None", back: "← Leaderboard", loading: "Loading…",
+    provinces: "Provinces", ministries: "Ministries", agencies: "Agencies", communes: "Communes",
+    approaching_kind: "Approaching", apology_due_kind: "Apology due", overdue_kind: "Overdue",
+    steps_on_time: "On time", steps_late: "Late", overdue_held: "Overdue held", lang: "Tiếng Việt",
+  },
+};
+const GROUPS = ["CKMB", "TDGQ", "CLGQ", "TTTT", "MDSH", "MDHL"];
+const state = { lang: localStorage.getItem("chiso766.lang") || "vi", period: null, group: null, previous: {},
+                groupMax: {}, groupNames: {} };
+const $ = (selector) => document.querySelector(selector);
+const t = (key) => LABELS[state.lang][key] ?? key;
+const esc = (value) => String(value ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const num = (value) => value == null ? "–" : Number(value).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB",
+  { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB",
+  { timeZone: "Asia/Ho_Chi_Minh", dateStyle: "short", timeStyle: "short" }) : "–";
+
+async function api(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || body.error || response.statusText);
+  return body;
+}
+
+function groupLabel(code) {
+  const [kind, parent] = code.split(":");
+  return parent ? `${t(kind)} ${parent}` : t(kind);
+}
+
+function applyLabels() {
+  document.documentElement.lang = state.lang;
+  document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+  $("#lang").textContent = t("lang");
+  $("#live").textContent = $("#live").classList.contains("on") ? t("live") : t("offline");
+}
+
+async function loadPeriods() {
+  const { periods } = await api("/api/periods");
+  const picker = $("#period");
+  picker.innerHTML = periods.map((p) => `<option>${esc(p)}</option>`).join("");
+  const years = periods.filter((p) => p.startsWith("year:"));
+  state.period = state.period && periods.includes(state.period) ? state.period
+    : (years[years.length - 1] || periods[periods.length - 1] || null);
+  if (state.period) picker.value = state.period;
+}
+
+async function loadGroups() {
+  if (!state.period) return;
+  const { groups } = await api(`/api/groups?period=${encodeURIComponent(state.period)}`);
+  const picker = $("#group");
+  picker.innerHTML = groups.map((g) => `<option value="${esc(g)}">${esc(groupLabel(g))}</option>`).join("");
+  state.group = state.group && groups.includes(state.group) ? state.group
+    : (groups.includes("provinces") ? "provinces" : groups[0]);
+  picker.value = state.group;
+}
+
+function groupBars(groups) {
+  return `<div class="bars" title="${GROUPS.map((g) => `${g} ${num(groups[g])}`).join(" · ")}">` +
+    GROUPS.map((g) => `<span data-group="${g}" style="height:${Math.max(1, 22 * (groups[g] || 0) /
+      (state.groupMax[g] || 22))}px"></span>`).join("") + "</div>";
+}
+
+function movement(row) {
+  if (row.movement == null) return '<span class="same">·</span>';
+  if (row.movement > 0) return `<span class="up" title="+${row.movement}">▲ ${row.movement}</span>`;
+  if (row.movement < 0) return `<span class="down" title="${row.movement}">▼ ${-row.movement}</span>`;
+  return '<span class="same">＝</span>';
+}
+
+async function renderLeaderboard() {
+  $("#group-picker").hidden = false;
+  if (!state.period) { $("#view").innerHTML = `<p class="muted">${t("loading")}</p>`; return; }
+  const board = await api(`/api/leaderboard?period=${encodeURIComponent(state.period)}` +
+    `&group=${encodeURIComponent(state.group)}&size=200`);
+  $("#as-of").textContent = `${t("as_of")} ${when(board.as_of)}`;
+  const rows = board.units.map((row) => {
+    const changed = state.previous[row.code] !== undefined && state.previous[row.code] !== row.total;
+    state.previous[row.code] = row.total;
+    return `<tr data-code="${esc(row.code)}" class="${changed ? "flash" : ""}">
+      <td class="num">${esc(row.rank)}</td><td>${movement(row)}</td>
+      <td><a href="#/unit/${encodeURIComponent(row.code)}">${esc(row.name)}</a> <span class="muted">${esc(row.code)}</span></td>
+      <td class="num total-cell">${num(row.total)}</td>
+      <td class="num ${row.change > 0 ? "up" : row.change < 0 ? "down" : ""}">${row.change == null ? "–" :
+        (row.change > 0 ? "+" : "") + num(row.change)}</td>
+      <td>${groupBars(row.groups)}</td></tr>`;
+  }).join("");
+  $("#view").innerHTML = `<h2 id="board-title">${esc(groupLabel(board.group))} · ${esc(board.period)}</h2>
+    <table id="leaderboard"><thead><tr><th class="num">${t("rank")}</th><th></th><th>${t("unit")}</th>
+    <th class="num">${t("total")}</th><th class="num">${t("change")}</th><th>${t("groups")}</th></tr></thead>
+    <tbody>${rows}</tbody></table>`;
+}
+
+function trendChart(points) {
+  if (!points.length) return `<p class="muted">${t("none")}</p>`;
+  const width = 600, height = 160, pad = 28;
+  const x = (i) => pad + (points.length === 1 ? 0 : i * (width - 2 * pad) / (points.length - 1));
+  const y = (v) => height - pad - v * (height - 2 * pad) / 100;
+  const path = points.map((p, i) => `${x(i)},${y(p.total)}`).join(" ");
+  return `<svg class="trend" viewBox="0 0 ${width} ${height}" role="img" aria-label="${t("trend")}">
+    ${[0, 50, 100].map((v) => `<line x1="${pad}" x2="${width - pad}" y1="${y(v)}" y2="${y(v)}" stroke="#dde3ea"/>
+      <text x="2" y="${y(v) + 4}" font-size="10" fill="#5b6b7c">${v}</text>`).join("")}
+    <polyline points="${path}" fill="none" stroke="#2f6fb3" stroke-width="2"/>
+    ${points.map((p, i) => `<circle cx="${x(i)}" cy="${y(p.total)}" r="3" fill="#2f6fb3"><title>${esc(p.period)}: ${num(p.total)}</title></circle>
+      <text x="${x(i)}" y="${height - 8}" font-size="10" text-anchor="middle" fill="#5b6b7c">${esc(p.period.slice(-2))}</text>`).join("")}
+  </svg>`;
+}
+
+async function renderUnit(code) {
+  $("#group-picker").hidden = true;
+  const period = encodeURIComponent(state.period);
+  const [unit, overdue, approaching, officers] = await Promise.all([
+    api(`/api/units/${encodeURIComponent(code)}?period=${period}`),
+    api(`/api/units/${encodeURIComponent(code)}/dossiers?list=overdue&size=20`),
+    api(`/api/units/${encodeURIComponent(code)}/dossiers?list=approaching&size=20`),
+    api(`/api/units/${encodeURIComponent(code)}/officers?period=${period}`),
+  ]);
+  $("#as-of").textContent = `${t("as_of")} ${when(unit.as_of)}`;
+  const name = (g) => state.lang === "vi" ? g.name_vi : g.name_en;
+  const dossierTable = (list) => list.dossiers.length ? `<table class="dossiers"><thead><tr><th>${t("dossier")}</th>
+      <th>${t("procedure")}</th><th>${t("officer")}</th><th>${t("due")}</th><th class="num">${t("stake")}</th></tr></thead>
+      <tbody>${list.dossiers.map((d) => `<tr><td>${esc(d.dossier)}</td><td>${esc(d.procedure)}</td>
+      <td>${esc(d.officer)}</td><td>${when(d.due)}</td><td class="num">${num(d.points_at_stake)}</td></tr>`).join("")}
+      </tbody></table><p class="muted">${list.total} · ${t("dossier").toLowerCase()}</p>` : `<p class="muted">${t("none")}</p>`;
+  $("#view").innerHTML = `<p><a href="#/">${t("back")}</a></p>
+    <h2 id="unit-title">${esc(unit.name)} <span class="muted">${esc(unit.code)} · ${esc(unit.period)}</span></h2>
+    <p><span class="total" id="unit-total">${num(unit.total)}</span> / 100 · ${t("rank")} ${esc(unit.rank ?? "–")}
+      · ${t("stake")}: ${num(unit.points_at_stake)}</p>
+    <h3>${t("groups")}</h3>
+    ${unit.groups.map((g) => `<div class="meter" data-group="${g.code}"><span>${esc(g.code)} · ${esc(name(g))}</span>
+      <div class="track"><div class="fill" style="width:${100 * g.score / g.max}%"></div></div>
+      <span class="num">${num(g.score)} / ${num(g.max)}</span></div>`).join("")}
+    <h3>${t("trend")}</h3>${trendChart(unit.trend)}
+    <h3>${t("indicators")}</h3>
+    <table id="indicators"><thead><tr><th>${t("code")}</th><th></th><th class="num">${t("numerator")}</th>
+      <th class="num">${t("denominator")}</th><th class="num">${t("score")}</th><th class="num">${t("max")}</th></tr></thead>
+      <tbody>${unit.indicators.map((i) => `<tr><td>${esc(i.ref)}</td><td>${esc(i.code)}</td>
+      <td class="num">${i.numerator}</td><td class="num">${i.denominator}</td><td class="num">${num(i.score)}</td>
+      <td class="num">${num(i.max)}</td></tr>`).join("")}</tbody></table>
+    <h3>${t("overdue")}</h3>${dossierTable(overdue)}
+    <h3>${t("approaching")}</h3>${dossierTable(approaching)}
+    <h3>${t("officers")}</h3>${officers.officers.length ? `<table><thead><tr><th>${t("officer")}</th>
+      <th class="num">${t("steps_on_time")}</th><th class="num">${t("steps_late")}</th><th class="num">${t("overdue_held")}</th>
+      <th class="num">${t("points_cost")}</th></tr></thead><tbody>${officers.officers.map((o) => `<tr><td>${esc(o.officer)}</td>
+      <td class="num">${o.steps_on_time ?? 0}</td><td class="num">${o.steps_late ?? 0}</td><td class="num">${o.overdue_held ?? 0}</td>
+      <td class="num">${num(o.points_cost)}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${t("none")}</p>`}
+    ${unit.children.length ? `<h3>${t("children")}</h3><table><tbody>${unit.children.map((c) => `<tr>
+      <td><a href="#/unit/${encodeURIComponent(c.code)}">${esc(c.name)}</a> <span class="muted">${esc(c.code)}</span></td>
+      <td class="num">${num(c.total)}</td></tr>`).join("")}</tbody></table>` : ""}`;
+}
+
+function alertItem(alert) {
+  return `<li><span class="kind ${esc(alert.kind)}">${esc(t(`${alert.kind}_kind`))}</span>
+    <strong>${esc(alert.dossier)}</strong> · ${esc(alert.unit)} · ${esc(alert.officer || "")}<br>
+    <span class="muted">${t("due")} ${when(alert.due)} · ${t("stake")} ${num(alert.points_at_stake)}</span></li>`;
+}
+
+async function loadAlerts() {
+  const unit = currentUnit();
+  const { alerts } = await api(`/api/alerts?limit=30${unit ? `&unit=${encodeURIComponent(unit)}` : ""}`);
+  $("#alerts").innerHTML = alerts.map(alertItem).join("");
+}
+
+function currentUnit() {
+  const match = location.hash.match(/^#\/unit\/(.+)$/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+async function render() {
+  try {
+    const unit = currentUnit();
+    if (unit) await renderUnit(unit); else await renderLeaderboard();
+    await loadAlerts();
+  } catch (error) {
+    $("#view").innerHTML = `<p class="error">${esc(error.message)}</p>`;
+  }
+}
+
+let pending = null;
+function refreshSoon() {
+  if (pending) return;
+  pending = setTimeout(async () => { pending = null; await render(); }, 300);
+}
+
+function connect() {
+  const source = new EventSource("/api/live");
+  source.onopen = () => { $("#live").className = "live on"; applyLabels(); };
+  source.onerror = () => { $("#live").className = "live off"; applyLabels(); };
+  source.addEventListener("scores", async (event) => {
+    const { period } = JSON.parse(event.data);
+    if (!state.period) { await loadPeriods(); await loadGroups(); }
+    if (period === state.period) refreshSoon();
+  });
+  source.addEventListener("alert", (event) => {
+    const alert = JSON.parse(event.data);
+    const unit = currentUnit();
+    if (unit && alert.unit !== unit) return;
+    $("#alerts").insertAdjacentHTML("afterbegin", alertItem(alert));
+    while ($("#alerts").children.length > 50) $("#alerts").lastElementChild.remove();
+  });
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  if (params.get("lang") in LABELS) state.lang = params.get("lang");
+  applyLabels();
+  $("#lang").addEventListener("click", () => {
+    state.lang = state.lang === "vi" ? "en" : "vi";
+    localStorage.setItem("chiso766.lang", state.lang);
+    applyLabels();
+    render();
+  });
+  $("#period").addEventListener("change", async (event) => { state.period = event.target.value; await loadGroups(); render(); });
+  $("#group").addEventListener("change", (event) => { state.group = event.target.value; render(); });
+  window.addEventListener("hashchange", render);
+  const ruleset = await api("/api/ruleset");
+  ruleset.groups.forEach((g) => { state.groupMax[g.code] = g.max; });
+  await loadPeriods();
+  await loadGroups();
+  await render();
+  connect();
+}
+
+start();

@@ -1,0 +1,202 @@
+"""Reads of the Redis projection for the API, the exports and the subscriber CLI.
+
+Every number comes from what the workers wrote (see `streams.projection`); this module only picks,
+orders, pages and joins. It never touches Kafka or the worker tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+
+from scoring.calendar import local
+from scoring.periods import Period, parse_period, period_at
+from scoring.ruleset import Ruleset
+
+LISTS = ("overdue", "approaching")
+
+
+class NotFound(LookupError):
+    """A unit, officer or period the projection does not know."""
+
+    def __init__(self, error: str, detail: str):
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    size: int
+
+    def slice(self, total: int) -> tuple[int, int]:
+        """Start and end (exclusive) of this page; a page past the end is an error, except page 1."""
+        start = (self.number - 1) * self.size
+        if start >= total and self.number > 1:
+            raise NotFound("page_out_of_range", f"page {self.number} is past the end ({total} items, "
+                                                f"{self.size} a page)")
+        return start, min(total, start + self.size)
+
+
+def iso(moment: float | int | None) -> str | None:
+    return local(int(moment)).isoformat() if moment is not None else None
+
+
+class Projection:
+    def __init__(self, client: aioredis.Redis, prefix: str, ruleset: Ruleset):
+        self.client, self.prefix, self.ruleset = client, prefix, ruleset
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # --- periods and scores ---------------------------------------------------------------------
+
+    async def periods(self) -> list[str]:
+        found = await self.client.smembers(self.key("periods"))
+        return sorted((item.decode() for item in found), key=lambda key: (parse_period(key).start, key))
+
+    async def meta(self, period: str) -> dict[str, str]:
+        meta = await self.client.hgetall(self.key("meta", period))
+        if not meta:
+            raise NotFound("unknown_period", f"no scores for period {period} yet")
+        return {key.decode(): value.decode() for key, value in meta.items()}
+
+    async def units(self, period: str) -> dict[str, dict]:
+        entries = await self.client.hgetall(self.key("scores", period))
+        return {code.decode(): orjson.loads(value) for code, value in entries.items()}
+
+    async def unit(self, period: str, code: str) -> dict:
+        value = await self.client.hget(self.key("scores", period), code)
+        if value is None:
+            raise NotFound("unknown_unit", f"no unit {code!r} in period {period}")
+        return orjson.loads(value)
+
+    async def require_unit(self, code: str) -> None:
+        """A unit the latest scored period knows (dossier lists have no period of their own)."""
+        periods = await self.periods()
+        latest = max(periods, key=lambda key: parse_period(key).end) if periods else None
+        if latest is None or not await self.client.hexists(self.key("scores", latest), code):
+            raise NotFound("unknown_unit", f"no unit {code!r} in the projection")
+
+    async def stakes(self, period: str) -> dict[str, float]:
+        entries = await self.client.hgetall(self.key("stake", period))
+        return {code.decode(): float(value) for code, value in entries.items()}
+
+    async def peer_groups(self, period: str) -> list[str]:
+        return sorted({unit["peer_group"] for unit in (await self.units(period)).values()})
+
+    async def leaderboard(self, period: str, peer_group: str, page: Page) -> dict:
+        meta = await self.meta(period)
+        units = await self.units(period)
+        members = sorted((unit for unit in units.values() if unit["peer_group"] == peer_group),
+                         key=lambda unit: (unit["rank"] or 10**9, unit["code"]))
+        if not members:
+            raise NotFound("unknown_group", f"no peer group {peer_group!r} in period {period}; "
+                                            f"known: {', '.join(sorted({u['peer_group'] for u in units.values()}))}")
+        previous_key = parse_period(period).previous.key
+        previous = await self.units(previous_key)
+        start, end = page.slice(len(members))
+        rows = []
+        for unit in members[start:end]:
+            before = previous.get(unit["code"])
+            rows.append({
+                "rank": unit["rank"], "code": unit["code"], "name": unit["name"], "total": unit["total"],
+                "groups": unit["groups"],
+                "previous_total": before["total"] if before else None,
+                "change": round(unit["total"] - before["total"], 2) if before else None,
+                "previous_rank": before["rank"] if before else None,
+                "movement": (before["rank"] - unit["rank"]) if before and before["rank"] and unit["rank"] else None,
+            })
+        return {"period": period, "previous_period": previous_key, "as_of": meta["as_of"], "group": peer_group,
+                "total_units": len(members), "page": page.number, "size": page.size, "units": rows}
+
+    async def unit_page(self, period: str, code: str) -> dict:
+        meta = await self.meta(period)
+        unit = await self.unit(period, code)
+        units = await self.units(period)
+        ruleset = self.ruleset
+        indicators = []
+        for indicator in ruleset.indicators:
+            counts = unit["indicators"].get(indicator.code, {"numerator": 0, "denominator": 0, "score": 0})
+            indicators.append({"code": indicator.code, "ref": indicator.ref, "group": indicator.group,
+                               "max": float(indicator.max), **counts})
+        groups = [{"code": group, "max": float(spec["max"]), "score": unit["groups"].get(group, 0),
+                   "name_vi": spec.get("name_vi", group), "name_en": spec.get("name_en", group)}
+                  for group, spec in ruleset.groups.items()]
+        children = sorted(({"code": child["code"], "name": child["name"], "total": child["total"],
+                            "rank": child["rank"], "peer_group": child["peer_group"]}
+                           for child in units.values() if child.get("parent") == code),
+                          key=lambda child: (-child["total"], child["code"]))
+        stake = (await self.stakes(period)).get(code)
+        return {"period": period, "as_of": meta["as_of"], "code": code, "name": unit["name"],
+                "level": unit["level"], "parent": unit["parent"], "peer_group": unit["peer_group"],
+                "rank": unit["rank"], "total": unit["total"], "groups": groups, "indicators": indicators,
+                "trend": await self.trend(period, code), "children": children, "points_at_stake": stake}
+
+    async def trend(self, period: str, code: str) -> list[dict]:
+        """The unit's monthly totals through the months of the period's year that have scores."""
+        year = parse_period(period).first_month // 12
+        months = [period_at("month", year * 12 + month).key for month in range(12)]
+        pipe = self.client.pipeline(transaction=False)
+        for month in months:
+            pipe.hget(self.key("scores", month), code)
+        values = await pipe.execute()
+        return [{"period": month, "total": orjson.loads(value)["total"]}
+                for month, value in zip(months, values, strict=True) if value is not None]
+
+    async def officers(self, period: str, code: str) -> list[dict]:
+        await self.unit(period, code)
+        entries = await self.client.hgetall(self.key("officers", period, code))
+        officers = [{"officer": officer.decode(), **orjson.loads(value)} for officer, value in entries.items()]
+        return sorted(officers, key=lambda row: (-row.get("points_cost", 0), row["officer"]))
+
+    # --- dossier lists --------------------------------------------------------------------------
+
+    async def dossiers(self, which: str, owner_kind: str, owner: str, page: Page,
+                       stake_period: Period | None = None) -> dict:
+        """Overdue / approaching dossiers of a unit or officer, by due; or, with which="late:YYYY-MM",
+        the dossiers completed late that month, by completion."""
+        key = self.key(which, owner_kind, owner)
+        total = await self.client.zcard(key)
+        start, end = page.slice(total)
+        codes = await self.client.zrange(key, start, end - 1, withscores=True) if end > start else []
+        pipe = self.client.pipeline(transaction=False)
+        for code, _ in codes:
+            pipe.hgetall(self.key("dossier", code.decode()))
+        details = await pipe.execute()
+        stakes = await self.stakes(stake_period.key) if stake_period else {}
+        rows = []
+        for (code, score), fields in zip(codes, details, strict=True):
+            info = {name.decode(): value.decode() for name, value in fields.items()}
+            unit = info.get("unit") or None
+            rows.append({"dossier": code.decode(), "procedure": info.get("procedure") or None, "unit": unit,
+                         "officer": info.get("officer") or None,
+                         "due": iso(int(info["due"])) if info.get("due") else None,
+                         "completed": iso(int(info["completed"])) if info.get("completed") else None,
+                         "sort_at": iso(score), "points_at_stake": stakes.get(unit) if unit else None})
+        return {"list": which, owner_kind: owner, "total": total, "page": page.number, "size": page.size,
+                "dossiers": rows}
+
+    # --- alerts ---------------------------------------------------------------------------------
+
+    async def recent_alerts(self, limit: int, unit: str | None = None, kind: str | None = None) -> list[dict]:
+        """The newest alerts first, filtered; scans at most 20 × limit stream entries."""
+        found: list[dict] = []
+        for _, fields in await self.client.xrevrange(self.key("alerts"), count=limit * 20):
+            if unit and fields.get(b"unit", b"").decode() != unit:
+                continue
+            if kind and fields.get(b"kind", b"").decode() != kind:
+                continue
+            found.append(orjson.loads(fields[b"alert"]))
+            if len(found) >= limit:
+                break
+        return found
+
+    async def worker_mode(self) -> str | None:
+        mode = await self.client.get(self.key("worker"))
+        return mode.decode() if mode else None
+
+    def current_month(self, as_of: str) -> Period:
+        return parse_period(f"month:{as_of[:7]}")
