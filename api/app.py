@@ -64,8 +64,8 @@ PeriodQuery = Annotated[str, Query(max_length=32, description="month:YYYY-MM, qu
                                    examples=["year:2026"])]
 PageQuery = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
 SizeQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
-Code = Annotated[str, PathParam(pattern=CODE_PATTERN, description="unit code, e.g. H15.01")]
-OfficerId = Annotated[str, PathParam(pattern=CODE_PATTERN, description="officer id")]
+Code = Annotated[str, PathParam(pattern=CODE_PATTERN, description="unit code", examples=["H15", "H15.01"])]
+OfficerId = Annotated[str, PathParam(pattern=CODE_PATTERN, description="officer id", examples=["H15.01-CB01"])]
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
@@ -177,7 +177,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                    page: PageQuery = 1, size: SizeQuery = 50) -> dict:
         await projection.require_unit(code)
         return await projection.dossiers(f"late:{month}", "unit", code, Page(page, size),
-                                         parse_period(f"month:{month}"))
+                                         parse_period(_period(f"month:{month}")))
 
     async def _dossiers(which: str, owner_kind: str, owner: str, page: int, size: int) -> dict:
         months = [key for key in await projection.periods() if key.startswith("month:")]

@@ -14,6 +14,9 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _PATTERN = re.compile(r"^(?:month:(\d{4})-(0[1-9]|1[0-2])|quarter:(\d{4})-Q([1-4])|year:(\d{4}))$")
 
 
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2999  # the calendar (and epoch seconds) are defined there
+
+
 class PeriodError(ValueError):
     pass
 
@@ -60,6 +63,9 @@ def parse_period(text: str) -> Period:
     match = _PATTERN.match(text)
     if not match:
         raise PeriodError(f"malformed period {text!r}: use month:YYYY-MM, quarter:YYYY-QN or year:YYYY")
+    year = int(match.group(1) or match.group(3) or match.group(5))
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise PeriodError(f"period {text!r} is outside the years {EARLIEST_YEAR}-{LATEST_YEAR}")
     if match.group(1):
         return period_at("month", int(match.group(1)) * 12 + int(match.group(2)) - 1)
     if match.group(3):

@@ -1,0 +1,306 @@
+"""The read side against a real Redis filled by the real pipeline: the HTTP API, schemathesis, the
+monthly export, and the subscriber commands."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from cli.stack import free_port
+from streams import replay
+from tests.integration.conftest import WorkerProcess, chiso766, settings_for
+from tests.integration.test_pipeline import stream_report
+
+pytestmark = pytest.mark.integration
+NAMESPACE = "readside"
+TOKEN = "s3cret-for-tests"
+PERSONAL_KEYS = {"applicant", "applicant_name", "citizen", "citizen_name", "full_name", "phone", "phone_number",
+                 "id_number", "national_id", "address", "email", "birth_date"}
+
+
+@dataclass
+class ApiServer:
+    url: str
+    namespace: str
+    process: subprocess.Popen
+
+    def get(self, path: str, **params) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", params=params, timeout=30)
+
+
+def start_api(namespace: str, log_path) -> ApiServer:
+    port = free_port()
+    log = log_path.open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "cli.app", "api", "--namespace", namespace, "--port", str(port)],
+                               env={**os.environ, "CHISO766_API_TOKEN": TOKEN}, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return ApiServer(url, namespace, process)
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+def stop_api(server: ApiServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def api_server(local_stack, history_file, tmp_path_factory):
+    chiso766("replay", str(history_file), "--namespace", NAMESPACE, "--wait")
+    server = start_api(NAMESPACE, tmp_path_factory.mktemp("api") / "api.log")
+    yield server
+    stop_api(server)
+
+
+def all_pages(server: ApiServer, path: str, items: str, **params) -> list[dict]:
+    found, page = [], 1
+    while True:
+        body = server.get(path, page=page, size=7, **params).json()
+        found += body[items]
+        if len(found) >= body.get("total", body.get("total_units", 0)):
+            return found
+        page += 1
+
+
+@pytest.mark.parametrize("period", ["year:2026", "month:2026-05"])
+def test_leaderboard_and_unit_pages_carry_the_projected_scores(api_server, period):
+    report = {unit["code"]: unit for unit in stream_report(NAMESPACE, period)["units"]}
+    previous = {unit["code"]: unit for unit in stream_report(NAMESPACE, "month:2026-04")["units"]} \
+        if period == "month:2026-05" else {}
+    seen = set()
+    for group in api_server.get("/api/groups", period=period).json()["groups"]:
+        rows = all_pages(api_server, "/api/leaderboard", "units", period=period, group=group)
+        assert [row["rank"] for row in rows] == sorted(row["rank"] for row in rows)
+        for row in rows:
+            expected = report[row["code"]]
+            assert (row["rank"], row["total"], row["groups"]) == (expected["rank"], expected["total"],
+                                                                  expected["groups"])
+            if row["code"] in previous:
+                assert row["change"] == round(expected["total"] - previous[row["code"]]["total"], 2)
+                assert row["movement"] == previous[row["code"]]["rank"] - expected["rank"]
+            seen.add(row["code"])
+    assert seen == set(report)
+    for code, expected in report.items():
+        unit = api_server.get(f"/api/units/{code}", period=period).json()
+        assert unit["total"] == expected["total"]
+        assert {i["code"]: (i["numerator"], i["denominator"], i["score"]) for i in unit["indicators"]} == {
+            c: (v["numerator"], v["denominator"], v["score"]) for c, v in expected["indicators"].items()}
+        assert sum(group["max"] for group in unit["groups"]) == 100
+        assert {child["code"] for child in unit["children"]} == {
+            other for other, body in report.items() if body["parent"] == code}
+        assert [point["period"] for point in unit["trend"]] == sorted(point["period"] for point in unit["trend"])
+
+
+def test_dossier_lists_are_paged_in_due_order_and_match_the_projection(api_server):
+    client = redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"])
+    keys = sorted(key.decode() for key in client.scan_iter(f"{NAMESPACE}:overdue:unit:*"))
+    assert keys, "the history leaves overdue dossiers"
+    for key in keys[:4]:
+        unit = key.rsplit(":", 1)[1]
+        rows = all_pages(api_server, f"/api/units/{unit}/dossiers", "dossiers", list="overdue")
+        assert [row["dossier"] for row in rows] == [code.decode() for code in client.zrange(key, 0, -1)]
+        assert all(row["unit"] == unit and row["due"] and row["procedure"] for row in rows)
+    late_keys = sorted(key.decode() for key in client.scan_iter(f"{NAMESPACE}:late:2026-05:unit:*"))
+    assert late_keys, "some dossiers were completed late in May"
+    unit = late_keys[0].rsplit(":", 1)[1]
+    rows = all_pages(api_server, f"/api/units/{unit}/late", "dossiers", month="2026-05")
+    assert [row["dossier"] for row in rows] == [code.decode() for code in client.zrange(late_keys[0], 0, -1)]
+    assert all(row["completed"].startswith("2026-05") and row["completed"] > row["due"] for row in rows)
+    officer = rows[0]["officer"]
+    held = api_server.get(f"/api/officers/{officer}/dossiers", list="overdue").json()
+    assert held["total"] == client.zcard(f"{NAMESPACE}:overdue:officer:{officer}")
+    officers = api_server.get(f"/api/units/{unit}/officers", period="month:2026-05").json()["officers"]
+    assert officer in {row["officer"] for row in officers}
+
+
+@pytest.mark.parametrize(("path", "params", "status", "error"), [
+    ("/api/units/NOPE", {"period": "year:2026"}, 404, "unknown_unit"),
+    ("/api/units/H15/dossiers", {"page": 9999}, 404, "page_out_of_range"),
+    ("/api/units/H15.01", {"period": "2026"}, 400, "malformed_period"),
+    ("/api/units/H15.01", {"period": "year:0000"}, 400, "malformed_period"),
+    ("/api/leaderboard", {"period": "year:2026", "group": "nowhere"}, 404, "unknown_group"),
+    ("/api/leaderboard", {"period": "year:2026", "size": 0}, 422, "invalid_request"),
+    ("/api/units/H15.01/late", {"month": "2026-13"}, 422, "invalid_request"),
+    ("/api/alerts", {"kind": "everything"}, 422, "invalid_request"),
+    ("/api/leaderboard", {"period": "year:2026", "group": "x" * 3000}, 414, "query_too_long"),
+])
+def test_bad_requests_get_a_4xx_with_a_clear_json_error(api_server, path, params, status, error):
+    response = api_server.get(path, **params)
+    assert response.status_code == status
+    body = response.json()
+    assert body["error"] == error and body["detail"]
+
+
+def test_public_responses_carry_no_personal_data(api_server):
+    bodies = [api_server.get("/api/leaderboard", period="year:2026", group="agencies:H15").json(),
+              api_server.get("/api/units/H15.01", period="year:2026").json(),
+              api_server.get("/api/units/H15.01/dossiers", list="overdue").json(),
+              api_server.get("/api/units/H15.01/late", month="2026-05").json(),
+              api_server.get("/api/alerts", limit=100).json()]
+
+    def keys(value) -> set[str]:
+        if isinstance(value, dict):
+            return set(value) | set().union(*(keys(item) for item in value.values()))
+        if isinstance(value, list):
+            return set().union(*(keys(item) for item in value)) if value else set()
+        return set()
+
+    assert not keys(bodies) & PERSONAL_KEYS
+
+
+def test_the_rebuild_endpoint_needs_the_token_and_a_worker_carries_it_out(api_server, local_stack, tmp_path):
+    url = f"{api_server.url}/api/admin/rebuild"
+    assert httpx.post(url).status_code == 401
+    assert httpx.post(url, headers={"Authorization": "Bearer wrong"}).json()["error"] == "unauthorized"
+    accepted = httpx.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert accepted.status_code == 202
+    request = accepted.json()["request"]
+    client = redis.Redis.from_url(local_stack.redis_url)
+    settings = settings_for(local_stack, NAMESPACE)
+    worker = WorkerProcess(settings, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not client.hget(f"{NAMESPACE}:commands:{request}", "token"):
+            assert time.monotonic() < deadline, "no worker took the rebuild request"
+            time.sleep(0.2)
+        token = client.hget(f"{NAMESPACE}:commands:{request}", "token").decode()
+        sources = [f"{kind}{n}" for kind in "dp" for n in range(settings.partitions)]
+        asyncio.run(replay.wait_for(settings, replay.Published(token, 0, 0, 0, sources), 120,
+                                    worker=worker.process))
+    finally:
+        worker.stop()
+    province = next(u for u in stream_report(NAMESPACE, "year:2026")["units"] if u["code"] == "H15")
+    assert api_server.get("/api/units/H15", period="year:2026").json()["total"] == province["total"]
+
+
+def test_live_events_stream_scores_and_filtered_alerts(api_server, local_stack):
+    client = redis.Redis.from_url(local_stack.redis_url)
+    received: list[tuple[str, dict]] = []
+    with httpx.stream("GET", f"{api_server.url}/api/live", params={"unit": "H15.01", "kind": "overdue"},
+                      timeout=20) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        time.sleep(0.5)  # subscribed by now
+        client.publish(f"{NAMESPACE}:alerts:live", orjson.dumps({"kind": "approaching", "unit": "H15.01"}))
+        client.publish(f"{NAMESPACE}:alerts:live", orjson.dumps({"kind": "overdue", "unit": "H15.02"}))
+        client.publish(f"{NAMESPACE}:alerts:live", orjson.dumps({"kind": "overdue", "unit": "H15.01", "n": 1}))
+        client.publish(f"{NAMESPACE}:scores:live", orjson.dumps({"period": "year:2026", "as_of": "x"}))
+        event = None
+        for line in lines:
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                received.append((event, orjson.loads(line.split(":", 1)[1])))
+                if len(received) == 2:
+                    break
+    assert received == [("alert", {"kind": "overdue", "unit": "H15.01", "n": 1}),
+                        ("scores", {"period": "year:2026", "as_of": "x"})]
+
+
+def test_schemathesis_finds_no_server_error(api_server):
+    done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", f"{api_server.url}/openapi.json",
+                           "--checks", "not_a_server_error", "--exclude-path", "/api/live", "--max-examples", "40",
+                           "--seed", "766", "--header", f"Authorization: Bearer {TOKEN}"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "generated" in done.stdout
+
+
+def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
+    from openpyxl import load_workbook
+
+    report = {unit["code"]: unit for unit in stream_report(NAMESPACE, "month:2026-05")["units"]}
+    client = redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"])
+    xlsx = tmp_path / "notice.xlsx"
+    chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "xlsx", "--out", str(xlsx),
+             "--namespace", NAMESPACE)
+    book = load_workbook(xlsx)
+    assert book.sheetnames == ["Xếp hạng đơn vị", "Quá hạn theo đơn vị", "Hồ sơ trễ hạn", "Cán bộ",
+                               "Tỷ lệ trực tuyến"]
+    ranking = list(book["Xếp hạng đơn vị"].iter_rows(values_only=True))
+    assert ranking[0][:5] == ("Nhóm so sánh", "Hạng", "Thay đổi hạng", "Mã đơn vị", "Đơn vị")
+    assert {row[3]: (row[1], row[-1]) for row in ranking[1:]} == {
+        code: (unit["rank"], unit["total"]) for code, unit in report.items()}
+    assert book["Xếp hạng đơn vị"]["L2"].number_format == "0.00"
+    overdue = {row[0]: row[2:] for row in book["Quá hạn theo đơn vị"].iter_rows(min_row=2, values_only=True)}
+    for code, (open_overdue, approaching, late) in overdue.items():
+        assert open_overdue == client.zcard(f"{NAMESPACE}:overdue:unit:{code}")
+        assert approaching == client.zcard(f"{NAMESPACE}:approaching:unit:{code}")
+        assert late == client.zcard(f"{NAMESPACE}:late:2026-05:unit:{code}")
+    late_rows = list(book["Hồ sơ trễ hạn"].iter_rows(min_row=2, values_only=True))
+    assert len(late_rows) == sum(late for _, _, late in overdue.values()) > 0
+    online = book["Tỷ lệ trực tuyến"]
+    assert online["D2"].number_format == "0.00%"
+    for code, _, received, service, payment in online.iter_rows(min_row=2, values_only=True):
+        share = report[code]["indicators"]["ONLINE_DOSSIER_SHARE"]
+        assert received == share["denominator"]
+        assert service == (pytest.approx(share["numerator"] / share["denominator"]) if share["denominator"] else None)
+        pay = report[code]["indicators"]["PAY_DOSSIER_ONLINE"]
+        assert payment == (pytest.approx(pay["numerator"] / pay["denominator"]) if pay["denominator"] else None)
+    as_csv = tmp_path / "notice.csv"
+    chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "csv", "--out", str(as_csv),
+             "--namespace", NAMESPACE)
+    rows = list(csv.reader(as_csv.open(encoding="utf-8-sig")))
+    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 5
+    failed = chiso766("export", "--period", "month:2026-05", "--unit", "NOPE", "--out", str(tmp_path / "x.xlsx"),
+                      "--namespace", NAMESPACE, check=False)
+    assert failed.returncode != 0 and "NOPE" in failed.stderr
+
+
+def test_alert_subscribers_ack_what_they_print_and_resume_after_a_restart(api_server):
+    client = redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"])
+    total = client.xlen(f"{NAMESPACE}:alerts")
+    assert total > 0
+
+    def run(*extra: str) -> list[dict]:
+        done = chiso766("alerts", "--consumer-group", "office-h15", "--json", "--namespace", NAMESPACE, *extra)
+        return [orjson.loads(line) for line in done.stdout.splitlines() if line]
+
+    first = run("--from-start")
+    assert len(first) == total
+    assert run() == []  # acked: nothing is printed twice
+    filtered = chiso766("alerts", "--consumer-group", "h1501-overdue", "--json", "--from-start", "--unit", "H15.01",
+                        "--kind", "overdue", "--namespace", NAMESPACE).stdout.splitlines()
+    assert filtered and all(orjson.loads(line)["unit"] == "H15.01" and orjson.loads(line)["kind"] == "overdue"
+                            for line in filtered)
+    # A subscriber that crashed after reading but before acking gets those alerts again on restart.
+    client.xadd(f"{NAMESPACE}:alerts", {"alert": orjson.dumps({"kind": "overdue", "dossier": "X-1", "unit": "H15.01",
+                                                               "due": "2026-05-01T17:00:00+07:00"}),
+                                        "kind": "overdue", "unit": "H15.01"})
+    client.xreadgroup("office-h15", f"{socket.gethostname()}-office-h15", {f"{NAMESPACE}:alerts": ">"})  # no ack
+    assert [alert["dossier"] for alert in run()] == ["X-1"]
+    assert run() == []
+
+
+def test_the_leaderboard_command_prints_and_watches(api_server):
+    done = chiso766("leaderboard", "--period", "year:2026", "--group", "agencies:H15", "--lang", "en",
+                    "--namespace", NAMESPACE)
+    report = sorted((u for u in stream_report(NAMESPACE, "year:2026")["units"] if u["peer_group"] == "agencies:H15"),
+                    key=lambda unit: (unit["rank"], unit["code"]))
+    positions = [done.stdout.index(unit["code"] + " ") for unit in report]
+    assert positions == sorted(positions)
+    watched = chiso766("leaderboard", "--period", "year:2026", "--group", "agencies:H15", "--watch", "--duration", "2",
+                       "--namespace", NAMESPACE)
+    assert report[0]["name"] in watched.stdout
