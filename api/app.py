@@ -145,7 +145,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     async def groups(period: PeriodQuery) -> dict:
         period = _period(period)
         await projection.meta(period)
-        return {"period": period, "groups": await projection.peer_groups(period)}
+        sizes = await projection.peer_groups(period)
+        return {"period": period, "groups": list(sizes), "units": sizes}
 
     @app.get("/api/leaderboard", summary="Leaderboard of a peer group: rank, total, six groups, change")
     async def leaderboard(period: PeriodQuery, group: Annotated[str, Query(max_length=64)] = "provinces",

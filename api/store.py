@@ -84,8 +84,12 @@ class Projection:
         entries = await self.client.hgetall(self.key("stake", period))
         return {code.decode(): float(value) for code, value in entries.items()}
 
-    async def peer_groups(self, period: str) -> list[str]:
-        return sorted({unit["peer_group"] for unit in (await self.units(period)).values()})
+    async def peer_groups(self, period: str) -> dict[str, int]:
+        """Peer group → number of units in it."""
+        sizes: dict[str, int] = {}
+        for unit in (await self.units(period)).values():
+            sizes[unit["peer_group"]] = sizes.get(unit["peer_group"], 0) + 1
+        return dict(sorted(sizes.items()))
 
     async def leaderboard(self, period: str, peer_group: str, page: Page) -> dict:
         meta = await self.meta(period)

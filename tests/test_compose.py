@@ -63,15 +63,22 @@ def test_every_chiso766_command_exists_in_the_project(compose):
 def test_redis_prometheus_and_grafana_are_wired(compose):
     services = compose["services"]
     assert services["redis"]["image"].startswith("redis:")
-    workers = [name for name, service in services.items() if service.get("command", [""])[0] == "chiso766"]
+    workers = [name for name, service in services.items()
+               if service.get("command", ["", ""])[:2] == ["chiso766", "worker"]]
     assert len(workers) >= 2
     for name in workers:
         environment = services[name]["environment"]
         assert environment["CHISO766_BOOTSTRAP"].count(":9092") == 3
         assert environment["CHISO766_REDIS_URL"].startswith("redis://redis:")
+    api = services["api"]
+    assert api["command"][:2] == ["chiso766", "api"] and "CHISO766_BOOTSTRAP" not in api["environment"]
+    assert api["environment"]["CHISO766_REDIS_URL"].startswith("redis://redis:")
+    assert "CHISO766_API_TOKEN" in api["environment"]
+    assert api["command"][api["command"].index("--namespace") + 1] == services[workers[0]]["command"][
+        services[workers[0]]["command"].index("--namespace") + 1]  # the API reads what the workers write
     scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
-    assert targets == {f"{name}:9100" for name in workers}
+    assert targets == {f"{name}:9100" for name in workers} | {"api:8766"}
     for volume in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
         assert (ROOT / volume.split(":")[0]).exists(), volume
 

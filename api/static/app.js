@@ -29,6 +29,7 @@ const LABELS = {
 };
 const GROUPS = ["CKMB", "TDGQ", "CLGQ", "TTTT", "MDSH", "MDHL"];
 const state = { lang: localStorage.getItem("chiso766.lang") || "vi", period: null, group: null, previous: {},
+                previousRank: {},
                 groupMax: {}, groupNames: {} };
 const $ = (selector) => document.querySelector(selector);
 const t = (key) => LABELS[state.lang][key] ?? key;
@@ -70,11 +71,12 @@ async function loadPeriods() {
 
 async function loadGroups() {
   if (!state.period) return;
-  const { groups } = await api(`/api/groups?period=${encodeURIComponent(state.period)}`);
+  const { groups, units } = await api(`/api/groups?period=${encodeURIComponent(state.period)}`);
   const picker = $("#group");
   picker.innerHTML = groups.map((g) => `<option value="${esc(g)}">${esc(groupLabel(g))}</option>`).join("");
+  // By default the largest peer group: a province's own page is more useful as its agencies' board.
   state.group = state.group && groups.includes(state.group) ? state.group
-    : (groups.includes("provinces") ? "provinces" : groups[0]);
+    : groups.reduce((best, g) => (units[g] > units[best] ? g : best), groups[0]);
   picker.value = state.group;
 }
 
@@ -84,10 +86,14 @@ function groupBars(groups) {
       (state.groupMax[g] || 22))}px"></span>`).join("") + "</div>";
 }
 
+// Rank movement since the previous period; when there is none, since this page last drew the row.
 function movement(row) {
-  if (row.movement == null) return '<span class="same">·</span>';
-  if (row.movement > 0) return `<span class="up" title="+${row.movement}">▲ ${row.movement}</span>`;
-  if (row.movement < 0) return `<span class="down" title="${row.movement}">▼ ${-row.movement}</span>`;
+  const seen = state.previousRank[row.code];
+  const moved = row.movement ?? (seen === undefined ? null : seen - row.rank);
+  state.previousRank[row.code] = row.rank;
+  if (moved == null) return '<span class="same">·</span>';
+  if (moved > 0) return `<span class="up" title="+${moved}">▲ ${moved}</span>`;
+  if (moved < 0) return `<span class="down" title="${moved}">▼ ${-moved}</span>`;
   return '<span class="same">＝</span>';
 }
 

@@ -1,0 +1,102 @@
+"""The dashboard in real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
+events published to Kafka show up on the open page without a reload. Screenshots of the leaderboard
+and of a unit page are saved to artifacts/ (CHISO766_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streams import replay
+from tests.integration.conftest import WorkerProcess, settings_for
+from tests.integration.test_read_side import start_api, stop_api
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = Path(os.environ.get("CHISO766_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail("the browser test needs Debian's chromium and chromium-driver: bash deploy/setup-system.sh "
+                    "--browser installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--lang=vi-VN"):
+        options.add_argument(argument)
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def vietnamese(number: float) -> str:
+    return f"{number:.2f}".replace(".", ",")
+
+
+def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, history_file, tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings = settings_for(local_stack, "browser")
+    lines = history_file.read_bytes().splitlines()
+    cut = len(lines) * 3 // 5
+    worker = WorkerProcess(settings, tmp_path)
+    server = None
+    try:
+        first = asyncio.run(replay.publish(settings, lines[:cut]))
+        asyncio.run(replay.wait_for(settings, first, 300, worker=worker.process))
+        server = start_api(settings.namespace, tmp_path / "api.log")
+        browser.get(f"{server.url}/")
+        wait = WebDriverWait(browser, 20)
+        wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr"))
+        wait.until(lambda page: "on" in page.find_element(By.ID, "live").get_attribute("class"))
+        assert browser.find_element(By.CSS_SELECTOR, "h1").text == "Chỉ số 766"
+        row = browser.find_element(By.CSS_SELECTOR, "#leaderboard tbody tr")
+        code = row.get_attribute("data-code")
+        period = browser.find_element(By.ID, "period").get_attribute("value")
+        before = server.get(f"/api/units/{code}", period=period).json()["total"]
+        assert row.find_element(By.CSS_SELECTOR, ".total-cell").text == vietnamese(before)
+
+        second = asyncio.run(replay.publish(settings, lines[cut:]))
+        asyncio.run(replay.wait_for(settings, second, 300, worker=worker.process))
+        after = server.get(f"/api/units/{code}", period=period).json()["total"]
+        assert after != before, "the rest of the history moves the score"
+        marker = browser.execute_script("window.notReloaded = true; return window.notReloaded;")
+        assert marker
+        cell = f"#leaderboard tr[data-code='{code}'] .total-cell"
+        WebDriverWait(browser, 15).until(
+            lambda page: page.find_element(By.CSS_SELECTOR, cell).text == vietnamese(after))
+        assert browser.execute_script("return window.notReloaded === true;"), "the page was reloaded"
+        resources = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(entry => entry.name);")
+        assert all(name.startswith(server.url) for name in resources), resources  # no CDN, no remote asset
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
+
+        browser.find_element(By.CSS_SELECTOR, f"#leaderboard tr[data-code='{code}'] a").click()
+        wait.until(lambda page: page.find_elements(By.ID, "unit-title"))
+        wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#indicators tbody tr"))
+        assert browser.find_element(By.ID, "unit-total").text == vietnamese(after)
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".meter")) == 6
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#indicators tbody tr")) == len(
+            server.get("/api/ruleset").json()["indicators"])
+        browser.save_screenshot(str(ARTIFACTS / "unit.png"))
+
+        browser.find_element(By.ID, "lang").click()
+        wait.until(lambda page: page.find_element(By.CSS_SELECTOR, "h1").text == "Decision 766 index")
+        assert "Indicators" in browser.page_source
+    finally:
+        if server:
+            stop_api(server)
+        worker.stop()
