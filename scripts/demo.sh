@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Set up and run the demo on a fresh machine: the local stack (real Kafka + Redis), a live worker,
-# a simulated province feeding events, and the live leaderboard changing as they arrive.
+# a simulated province feeding events, the live leaderboard in the terminal, and the dashboard.
+# The worker, the API and the stack stay up at the end so the dashboard keeps updating;
+# `bash scripts/demo.sh stop` stops them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${CHISO766_DEMO_DIR:-out}"
+pids="$out/demo.pids"
+if [ "${1:-}" = "stop" ]; then
+  [ -f "$pids" ] && xargs -r kill < "$pids" 2>/dev/null || true
+  rm -f "$pids"
+  [ -x .venv/bin/chiso766 ] && .venv/bin/chiso766 stack down
+  exit 0
+fi
 bash deploy/setup-system.sh
 venv="$(bash deploy/setup-python.sh)"
 export PATH="$venv/bin:$PATH"
-out="${CHISO766_DEMO_DIR:-out}"
 mkdir -p "$out"
+[ -f "$pids" ] && { xargs -r kill < "$pids" 2>/dev/null || true; rm -f "$pids"; }  # a previous demo
 dossiers="${DOSSIERS:-20000}"
 rate="${RATE:-4000}"
 namespace="demo"
@@ -20,27 +30,29 @@ echo "== 2. a simulated province: $dossiers dossiers"
 chiso766 simulate --seed 766 --dossiers "$dossiers" --out "$out/history.jsonl.gz"
 
 metrics_port="$(python -c 'from cli.stack import free_port; print(free_port())')"
+api_port="${API_PORT:-$(python -c 'from cli.stack import free_port; print(free_port())')}"
 echo "== 3. a live worker (as of = wall clock), metrics on http://127.0.0.1:$metrics_port/metrics"
-chiso766 worker --namespace "$namespace" --mode live --tick 2 --metrics-port "$metrics_port" > "$out/worker.log" 2>&1 &
-worker=$!
-feeder=""
-cleanup() {
-  [ -n "$feeder" ] && kill "$feeder" 2>/dev/null || true
-  kill "$worker" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
+nohup chiso766 worker --namespace "$namespace" --mode live --tick 2 --metrics-port "$metrics_port" \
+  > "$out/worker.log" 2>&1 &
+echo $! >> "$pids"
+echo "== 4. the API and dashboard on http://127.0.0.1:$api_port/"
+CHISO766_API_TOKEN="${CHISO766_API_TOKEN:-$(python -c 'import secrets; print(secrets.token_urlsafe(16))')}" \
+  nohup chiso766 api --namespace "$namespace" --port "$api_port" > "$out/api.log" 2>&1 &
+echo $! >> "$pids"
 
-echo "== 4. feeding the history at ~$rate events/s; the leaderboard refreshes every 3 s"
-chiso766 replay "$out/history.jsonl.gz" --namespace "$namespace" --rate "$rate" > "$out/feed.log" 2>&1 &
-feeder=$!
+echo "== 5. feeding the history at ~$rate events/s; the leaderboard refreshes as scores change"
+nohup chiso766 replay "$out/history.jsonl.gz" --namespace "$namespace" --rate "$rate" > "$out/feed.log" 2>&1 &
+echo $! >> "$pids"
 sleep 8
-period="month:$(date +%Y-%m)"
-[ -n "${PERIOD:-}" ] && period="$PERIOD"
-chiso766 scores --period "year:$(date +%Y)" --namespace "$namespace" --table --watch 3 --duration "${DURATION:-60}"
+chiso766 leaderboard --period "year:$(date +%Y)" --group "agencies:H15" --namespace "$namespace" --watch \
+  --duration "${DURATION:-45}"
 
-echo "== 5. the same scores as JSON (first unit), and the alert stream"
+echo "== 6. the same scores as JSON (first unit), the alert stream, the monthly notice"
 chiso766 scores --period "year:$(date +%Y)" --namespace "$namespace" > "$out/scores.json"
-python -c "import json; r=json.load(open('$out/scores.json')); u=r['units'][0]; print(r['as_of'], u['code'], u['name'], u['total'], u['groups'])"
+python -c "import json; r=json.load(open('$out/scores.json')); u=r['units'][0]; print('  ', r['as_of'], u['code'], u['name'], u['total'], u['groups'])"
 redis-cli -u "$CHISO766_REDIS_URL" xlen "$namespace:alerts" | sed 's/^/   alerts in the stream: /'
-echo "Stack still running for you to explore: chiso766 stack status | chiso766 stack down"
+chiso766 export --period "month:$(date +%Y-%m)" --unit H15 --format xlsx --out "$out/thong-bao-$(date +%Y-%m).xlsx" \
+  --namespace "$namespace" || true
+echo
+echo "Worker, API and stack keep running (the feed goes on in the background); stop them with: bash scripts/demo.sh stop"
+echo "Dashboard (live): http://127.0.0.1:$api_port/"
