@@ -14,7 +14,7 @@ import socket
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from streams.config import Settings
 
@@ -32,20 +32,40 @@ async def request(client: aioredis.Redis, prefix: str, command: str, **fields: s
     return entry.decode() if isinstance(entry, bytes) else entry
 
 
-async def follow(client: aioredis.Redis, settings: Settings) -> None:
-    key = commands_key(settings.redis_prefix)
+async def _ensure_group(client: aioredis.Redis, key: str) -> None:
     try:
         await client.xgroup_create(key, GROUP, id="0", mkstream=True)  # requests made before any worker ran count
     except ResponseError as error:  # the group exists: another worker made it first
         if "BUSYGROUP" not in str(error):
             raise
+
+
+async def follow(client: aioredis.Redis, settings: Settings) -> None:
+    """Never ends and never takes the worker down: a wiped Redis (the group gone) or a failed command
+    is logged and the loop goes on."""
+    key = commands_key(settings.redis_prefix)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
+    await _ensure_group(client, key)
     while True:
-        answer = await client.xreadgroup(GROUP, consumer, {key: ">"}, count=10, block=1000)
-        for _, entries in answer or ():
-            for entry_id, fields in entries:
-                await _act(client, settings, key, entry_id, fields)
-        await asyncio.sleep(0)
+        try:
+            answer = await client.xreadgroup(GROUP, consumer, {key: ">"}, count=10, block=1000)
+            for _, entries in answer or ():
+                for entry_id, fields in entries:
+                    try:
+                        await _act(client, settings, key, entry_id, fields)
+                    except Exception as error:  # a Kafka hiccup must not stop the worker; record it
+                        log.warning("command %s failed: %r", entry_id.decode(), error)
+                        await client.hset(f"{key}:{entry_id.decode()}", mapping={"status": "failed",
+                                                                                 "error": repr(error)[:500]})
+                        await client.xack(key, GROUP, entry_id)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                log.warning("reading API commands failed: %s", error)
+                await asyncio.sleep(1)
+            await _ensure_group(client, key)
+        except (OSError, RedisError) as error:
+            log.warning("reading API commands failed: %s; retrying", error)
+            await asyncio.sleep(1)
 
 
 async def _act(client: aioredis.Redis, settings: Settings, key: str, entry_id: bytes, fields: dict) -> None:
