@@ -42,7 +42,7 @@ ListQuery = Annotated[Literal["overdue", "approaching"], Query(alias="list", des
 @dataclass
 class ApiConfig:
     redis_url: str = field(default_factory=lambda: os.environ.get("CHISO766_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    namespace: str = field(default_factory=lambda: os.environ.get("CHISO766_NAMESPACE", "default"))
+    namespace: str = field(default_factory=lambda: os.environ.get("CHISO766_NAMESPACE", "chiso766"))
     token: str | None = field(default_factory=lambda: os.environ.get("CHISO766_API_TOKEN") or None)
     heartbeat_seconds: float = 15.0
 

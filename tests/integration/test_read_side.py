@@ -219,11 +219,11 @@ def test_live_events_stream_scores_and_filtered_alerts(api_server, local_stack):
                         ("scores", {"period": "year:2026", "as_of": "x"})]
 
 
-def test_schemathesis_finds_no_server_error(api_server):
+def test_schemathesis_finds_no_server_error(api_server, tmp_path):
     done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", f"{api_server.url}/openapi.json",
                            "--checks", "not_a_server_error", "--exclude-path", "/api/live", "--max-examples", "40",
                            "--seed", "766", "--header", f"Authorization: Bearer {TOKEN}"],
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "generated" in done.stdout
 
