@@ -292,6 +292,16 @@ def test_alert_subscribers_ack_what_they_print_and_resume_after_a_restart(api_se
     client.xreadgroup("office-h15", f"{socket.gethostname()}-office-h15", {f"{NAMESPACE}:alerts": ">"})  # no ack
     assert [alert["dossier"] for alert in run()] == ["X-1"]
     assert run() == []
+    # --follow waits for new alerts and prints them as they come.
+    follower = subprocess.Popen([sys.executable, "-m", "cli.app", "alerts", "--consumer-group", "office-h15", "--json",
+                                 "--follow", "--duration", "6", "--namespace", NAMESPACE], stdout=subprocess.PIPE,
+                                text=True)
+    time.sleep(2)
+    client.xadd(f"{NAMESPACE}:alerts", {"alert": orjson.dumps({"kind": "approaching", "dossier": "X-2",
+                                                               "unit": "H15.02", "due": "2026-05-02T17:00:00+07:00"}),
+                                        "kind": "approaching", "unit": "H15.02"})
+    printed, _ = follower.communicate(timeout=30)
+    assert follower.returncode == 0 and [orjson.loads(line)["dossier"] for line in printed.splitlines()] == ["X-2"]
 
 
 def test_the_leaderboard_command_prints_and_watches(api_server):
