@@ -248,20 +248,22 @@ def build_app(settings: Settings) -> faust.App:
             touched: set[str] = set()
             tokens: list[tuple[str, str, int]] = []
             before = projector.overall_as_of
+            writes: dict[str, dict | None] = {}  # each key once per batch: the table's changelog is the cost
             for event in events:
                 message = orjson.loads(event.message.value)
-                periods, writes = projector.apply(message)
+                periods, changed = projector.apply(message)
                 touched |= periods
-                with acting_for(event):
-                    for key, value in writes.items():
-                        if value is None:
-                            tally_table.pop(key.encode(), None)
-                        else:
-                            tally_table[key.encode()] = orjson.dumps(value)
+                writes.update(changed)
                 if message.get("watermark"):
                     tokens.append((message["watermark"], message["source"], int(message["as_of"])))
                     # Another worker's source may have read further into the catalogue than this one.
                     await catalogue_through(int(message.get("catalog_end", 0)))
+            with acting_for(events[-1] if events else None):
+                for key, value in writes.items():
+                    if value is None:
+                        tally_table.pop(key.encode(), None)
+                    else:
+                        tally_table[key.encode()] = orjson.dumps(value)
             clock_moved = projector.overall_as_of != before
             if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
                 touched |= set(projector.periods())

@@ -45,8 +45,13 @@ def vietnamese(number: float) -> str:
 
 
 def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, history_file, tmp_path, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def waiting(seconds: float) -> WebDriverWait:
+        # The live page redraws itself on every score update; an element found a moment ago may be gone.
+        return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
     settings = settings_for(local_stack, "browser")
     lines = history_file.read_bytes().splitlines()
@@ -58,15 +63,16 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         asyncio.run(replay.wait_for(settings, first, 300, worker=worker.process))
         server = start_api(settings.namespace, tmp_path / "api.log")
         browser.get(f"{server.url}/")
-        wait = WebDriverWait(browser, 20)
+        wait = waiting(20)
         wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr"))
         wait.until(lambda page: "on" in page.find_element(By.ID, "live").get_attribute("class"))
         assert browser.find_element(By.CSS_SELECTOR, "h1").text == "Chỉ số 766"
-        row = browser.find_element(By.CSS_SELECTOR, "#leaderboard tbody tr")
-        code = row.get_attribute("data-code")
-        period = browser.find_element(By.ID, "period").get_attribute("value")
+        code, shown, period = browser.execute_script(  # read in one step: the page may redraw meanwhile
+            "const row = document.querySelector('#leaderboard tbody tr');"
+            "return [row.dataset.code, row.querySelector('.total-cell').textContent,"
+            " document.getElementById('period').value];")
         before = server.get(f"/api/units/{code}", period=period).json()["total"]
-        assert row.find_element(By.CSS_SELECTOR, ".total-cell").text == vietnamese(before)
+        assert shown == vietnamese(before)
 
         second = asyncio.run(replay.publish(settings, lines[cut:]))
         asyncio.run(replay.wait_for(settings, second, 300, worker=worker.process))
@@ -75,7 +81,7 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         marker = browser.execute_script("window.notReloaded = true; return window.notReloaded;")
         assert marker
         cell = f"#leaderboard tr[data-code='{code}'] .total-cell"
-        WebDriverWait(browser, 15).until(
+        waiting(15).until(
             lambda page: page.find_element(By.CSS_SELECTOR, cell).text == vietnamese(after))
         assert browser.execute_script("return window.notReloaded === true;"), "the page was reloaded"
         resources = browser.execute_script(
@@ -84,13 +90,15 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
 
-        browser.find_element(By.CSS_SELECTOR, f"#leaderboard tr[data-code='{code}'] a").click()
+        browser.execute_script("document.querySelector(arguments[0]).click();",
+                               f"#leaderboard tr[data-code='{code}'] a")  # find and click in one step
         wait.until(lambda page: page.find_elements(By.ID, "unit-title"))
         wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#indicators tbody tr"))
-        assert browser.find_element(By.ID, "unit-total").text == vietnamese(after)
-        assert len(browser.find_elements(By.CSS_SELECTOR, ".meter")) == 6
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#indicators tbody tr")) == len(
-            server.get("/api/ruleset").json()["indicators"])
+        wait.until(lambda page: page.find_element(By.ID, "unit-total").text == vietnamese(after))
+        meters, indicators = browser.execute_script(
+            "return [document.querySelectorAll('.meter').length,"
+            " document.querySelectorAll('#indicators tbody tr').length];")
+        assert meters == 6 and indicators == len(server.get("/api/ruleset").json()["indicators"])
         browser.save_screenshot(str(ARTIFACTS / "unit.png"))
 
         browser.find_element(By.ID, "lang").click()
