@@ -94,9 +94,8 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
         moved = before["rank"] - unit["rank"] if before and before["rank"] and unit["rank"] else None
         ranking.rows.append([unit["peer_group"], unit["rank"], moved, unit["code"], unit["name"],
                              *(unit["groups"].get(code, 0) for code in GROUP_CODES), unit["total"]])
-        counts = []
-        for which in ("overdue", "approaching", f"late:{month_text}"):
-            counts.append((await projection.dossiers(which, "unit", unit["code"], Page(1, 1)))["total"])
+        counts = [await projection.list_size(which, "unit", unit["code"])
+                  for which in ("overdue", "approaching", f"late:{month_text}")]
         overdue.rows.append([unit["code"], unit["name"], *counts])
         for row in (await projection.dossiers(f"late:{month_text}", "unit", unit["code"], ALL))["dossiers"]:
             late.rows.append([row["dossier"], row["procedure"], row["unit"], row["officer"], row["due"],

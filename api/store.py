@@ -26,6 +26,10 @@ class NotFound(LookupError):
         self.error, self.detail = error, detail
 
 
+def unknown_unit(code: str, where: str) -> NotFound:
+    return NotFound("unknown_unit", f"no unit {code!r} in {where}")
+
+
 @dataclass(frozen=True)
 class Page:
     number: int
@@ -70,7 +74,7 @@ class Projection:
     async def unit(self, period: str, code: str) -> dict:
         value = await self.client.hget(self.key("scores", period), code)
         if value is None:
-            raise NotFound("unknown_unit", f"no unit {code!r} in period {period}")
+            raise unknown_unit(code, f"period {period}")
         return orjson.loads(value)
 
     async def require_unit(self, code: str) -> None:
@@ -78,7 +82,7 @@ class Projection:
         periods = await self.periods()
         latest = max(periods, key=lambda key: parse_period(key).end) if periods else None
         if latest is None or not await self.client.hexists(self.key("scores", latest), code):
-            raise NotFound("unknown_unit", f"no unit {code!r} in the projection")
+            raise unknown_unit(code, "the projection")
 
     async def stakes(self, period: str) -> dict[str, float]:
         entries = await self.client.hgetall(self.key("stake", period))
@@ -118,8 +122,10 @@ class Projection:
 
     async def unit_page(self, period: str, code: str) -> dict:
         meta = await self.meta(period)
-        unit = await self.unit(period, code)
         units = await self.units(period)
+        if code not in units:
+            raise unknown_unit(code, f"period {period}")
+        unit = units[code]
         ruleset = self.ruleset
         indicators = []
         for indicator in ruleset.indicators:
@@ -158,12 +164,15 @@ class Projection:
 
     # --- dossier lists --------------------------------------------------------------------------
 
+    async def list_size(self, which: str, owner_kind: str, owner: str) -> int:
+        return await self.client.zcard(self.key(which, owner_kind, owner))
+
     async def dossiers(self, which: str, owner_kind: str, owner: str, page: Page,
                        stake_period: Period | None = None) -> dict:
         """Overdue / approaching dossiers of a unit or officer, by due; or, with which="late:YYYY-MM",
         the dossiers completed late that month, by completion."""
         key = self.key(which, owner_kind, owner)
-        total = await self.client.zcard(key)
+        total = await self.list_size(which, owner_kind, owner)
         start, end = page.slice(total)
         codes = await self.client.zrange(key, start, end - 1, withscores=True) if end > start else []
         pipe = self.client.pipeline(transaction=False)

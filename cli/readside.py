@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cli.common import err, fail
 from cli.labels import LABELS, Language, peer_group_label
+from scoring.ruleset import GROUP_CODES
 
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
@@ -27,15 +28,15 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _redis_url() -> str:
+    from streams.config import local_stack
+
     url = os.environ.get("CHISO766_REDIS_URL")
     if url:
         return url
-    from cli import stack
-
-    info = stack.read_info(os.environ.get("CHISO766_STACK", "default"))
-    if info is None:
-        fail("no Redis configured: run `chiso766 stack up` or set CHISO766_REDIS_URL")
-    return info.redis_url
+    try:
+        return local_stack().redis_url
+    except RuntimeError as error:
+        fail(str(error))
 
 
 def _projection(namespace: str):
@@ -94,8 +95,7 @@ def export(
 def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]) -> Table:
     table = Table(title=f"{labels['title']} — {peer_group_label(board['group'], labels)} — {board['period']}",
                   caption=f"{labels['as_of']} {board['as_of'][:16]}")
-    for column in (labels["rank"], "", labels["code"], labels["unit"], "CKMB", "TDGQ", "CLGQ", "TTTT", "MDSH",
-                   "MDHL", labels["total"]):
+    for column in (labels["rank"], "", labels["code"], labels["unit"], *GROUP_CODES, labels["total"]):
         table.add_column(column, justify="right" if column not in (labels["code"], labels["unit"]) else "left")
     for row in board["units"]:
         moved = row["movement"]
@@ -106,8 +106,7 @@ def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]
         if before is not None and before != row["total"]:
             total = f"[bold yellow]{total}[/]"
         table.add_row(str(row["rank"]), arrow, row["code"], row["name"],
-                      *(f"{row['groups'].get(code, 0):.2f}" for code in ("CKMB", "TDGQ", "CLGQ", "TTTT", "MDSH",
-                                                                          "MDHL")), total)
+                      *(f"{row['groups'].get(code, 0):.2f}" for code in GROUP_CODES), total)
     return table
 
 

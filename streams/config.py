@@ -46,11 +46,17 @@ def resolve(namespace: str = "chiso766", bootstrap: str | None = None, redis_url
     bootstrap = bootstrap or os.environ.get("CHISO766_BOOTSTRAP")
     redis_url = redis_url or os.environ.get("CHISO766_REDIS_URL")
     if not bootstrap or not redis_url:
-        from cli import stack
-
-        info = stack.read_info(os.environ.get("CHISO766_STACK", "default"))
-        if info is None:
-            raise RuntimeError("no Kafka/Redis configured: run `chiso766 stack up` or set "
-                               "CHISO766_BOOTSTRAP and CHISO766_REDIS_URL")
+        info = local_stack()
         bootstrap, redis_url = bootstrap or info.bootstrap, redis_url or info.redis_url
     return Settings(bootstrap=bootstrap, redis_url=redis_url, namespace=namespace, **overrides)
+
+
+def local_stack():
+    """The running local stack (`CHISO766_STACK`, default "default"), for whatever is not configured."""
+    from cli import stack
+
+    info = stack.read_info(os.environ.get("CHISO766_STACK", "default"))
+    if info is None:
+        raise RuntimeError("no Kafka/Redis configured: run `chiso766 stack up` or set "
+                           "CHISO766_BOOTSTRAP and CHISO766_REDIS_URL")
+    return info

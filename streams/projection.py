@@ -91,17 +91,17 @@ async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable
         pipe.eval(_FORGET_SCRIPT, 1, previous, prefix, listing.dossier)
         fields = {"unit": listing.unit or "", "officer": listing.officer or "",
                   "procedure": listing.procedure or "", "due": str(listing.due or ""), "list": listing.state}
+        listed: tuple[str, int] | None = None  # (list key part, sort score)
         if listing.state in LISTS and listing.due is not None:
-            for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
-                if owner:
-                    pipe.zadd(f"{prefix}:{listing.state}:{owner_kind}:{owner}", {listing.dossier: listing.due})
+            listed = (listing.state, listing.due)
         elif listing.state == "late" and listing.completed is not None:
             fields["month"] = f"{local(listing.completed):%Y-%m}"
             fields["completed"] = str(listing.completed)
+            listed = (f"late:{fields['month']}", listing.completed)
+        if listed:
             for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
                 if owner:
-                    pipe.zadd(f"{prefix}:late:{fields['month']}:{owner_kind}:{owner}",
-                              {listing.dossier: listing.completed})
+                    pipe.zadd(f"{prefix}:{listed[0]}:{owner_kind}:{owner}", {listing.dossier: listed[1]})
         if listing.state in (*LISTS, "open", "late"):
             pipe.hset(previous, mapping=fields)
     if count:
