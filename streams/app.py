@@ -33,6 +33,7 @@ from schemas import events as ev
 from scoring.alerts import AlertPolicy
 from scoring.directory import Directory
 from streams import commands, metrics
+from streams.changelog import TableWriter, delivered
 from streams.config import (
     CATALOG_TOPIC,
     CONTROL_HEADER,
@@ -42,6 +43,7 @@ from streams.config import (
     TALLY_TOPIC,
     Settings,
 )
+from streams.faust_fixes import QuietMonitor
 from streams.projection import publish_alerts, write_listings, write_scores
 from streams.projector import Projector
 from streams.scorer import BatchResult, RawMessage, SourceScorer
@@ -58,7 +60,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=30,
         broker_commit_interval=1.0, producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024, stream_buffer_maxsize=20000, table_standby_replicas=0,
-        key_serializer="raw", value_serializer="raw",
+        key_serializer="raw", value_serializer="raw", monitor=QuietMonitor(),
     )
     ruleset, calendar = load_ruleset(), load_calendar()
     directory = Directory()
@@ -92,6 +94,8 @@ def build_app(settings: Settings) -> faust.App:
                        use_partitioner=True),
     }
     tally_table = app.Table("tallies", key_type=bytes, value_type=bytes, partitions=1, use_partitioner=True)
+    writers = {kind: TableWriter(app, table) for kind, table in tables.items()}
+    tally_writer = TableWriter(app, tally_table)
 
     @app.task
     async def follow_catalog() -> None:
@@ -144,11 +148,11 @@ def build_app(settings: Settings) -> faust.App:
 
     async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None,
                    catalog_end: int = 0) -> None:
-        table = tables[kind]
+        states = {code.encode(): value for code, value in result.state_writes.items()}
         with acting_for(partition_events.get(result.source)):
-            for code, value in result.state_writes.items():
-                table[code.encode()] = value
-        metrics.TABLE_WRITES.labels(table=f"{kind}-state").inc(len(result.state_writes))
+            writers[kind].store(states)
+        deliveries = await writers[kind].send(int(result.source[1:]), states)
+        metrics.TABLE_WRITES.labels(table=f"{kind}-state").inc(len(states))
         entries = result.tallies
         if replaced is not None:  # first batch since (re)start: all of the source's tallies
             merged = {(owner, period): counters for owner, period, counters in replaced}
@@ -169,6 +173,7 @@ def build_app(settings: Settings) -> faust.App:
             sent = await publish_alerts(redis, prefix, result.alerts, settings.alert_stream_maxlen)
             metrics.ALERTS.inc(sent)
         await redis.hset(f"{prefix}:clock", result.source, result.as_of)
+        await delivered(deliveries)  # before the batch's events are acknowledged
 
     def record_lag(kind: str, events: list[faust.EventT]) -> None:
         last: dict[TopicPartition, int] = {}
@@ -248,22 +253,21 @@ def build_app(settings: Settings) -> faust.App:
             touched: set[str] = set()
             tokens: list[tuple[str, str, int]] = []
             before = projector.overall_as_of
-            writes: dict[str, dict | None] = {}  # each key once per batch: the table's changelog is the cost
+            writes: dict[bytes, bytes | None] = {}  # each key once per batch
             for event in events:
                 message = orjson.loads(event.message.value)
                 periods, changed = projector.apply(message)
                 touched |= periods
-                writes.update(changed)
+                writes.update((key.encode(), orjson.dumps(value) if value is not None else None)
+                              for key, value in changed.items())
                 if message.get("watermark"):
                     tokens.append((message["watermark"], message["source"], int(message["as_of"])))
                     # Another worker's source may have read further into the catalogue than this one.
                     await catalogue_through(int(message.get("catalog_end", 0)))
             with acting_for(events[-1] if events else None):
-                for key, value in writes.items():
-                    if value is None:
-                        tally_table.pop(key.encode(), None)
-                    else:
-                        tally_table[key.encode()] = orjson.dumps(value)
+                tally_writer.store(writes)
+            deliveries = await tally_writer.send(0, writes)
+            metrics.TABLE_WRITES.labels(table="tallies").inc(len(writes))
             clock_moved = projector.overall_as_of != before
             if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
                 touched |= set(projector.periods())
@@ -275,6 +279,7 @@ def build_app(settings: Settings) -> faust.App:
                 await redis.hset(f"{prefix}:replay:{token}", source, as_of)
             if projector.as_of:
                 await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
+            await delivered(deliveries)
             metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
 
     async def score_pending() -> None:

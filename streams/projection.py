@@ -40,7 +40,7 @@ from scoring.stakes import points_at_stake
 from streams.scorer import Listing
 
 ALERT_MARKER_SECONDS = 30 * 86400
-LISTS = ("overdue", "approaching")
+SCRIPT_CHUNK = 2000  # rows per script call: Redis serves nothing else while a script runs
 
 
 def iso(moment: int | None) -> str | None:
@@ -82,79 +82,97 @@ async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: 
 
 
 async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable[Listing]) -> None:
-    pipe = client.pipeline(transaction=False)
-    count = 0
+    """Each dossier leaves every list its hash says it was in and joins the one it belongs to now:
+    one script call per chunk of dossiers, so the client encodes one argument, not five commands each."""
+    rows = []
     for listing in listings:
-        count += 1
-        # Drop the dossier from every list it may have been in, then add it where it belongs now.
-        previous = f"{prefix}:dossier:{listing.dossier}"
-        pipe.eval(_FORGET_SCRIPT, 1, previous, prefix, listing.dossier)
-        fields = {"unit": listing.unit or "", "officer": listing.officer or "",
-                  "procedure": listing.procedure or "", "due": str(listing.due or ""), "list": listing.state}
-        listed: tuple[str, int] | None = None  # (list key part, sort score)
-        if listing.state in LISTS and listing.due is not None:
-            listed = (listing.state, listing.due)
-        elif listing.state == "late" and listing.completed is not None:
-            fields["month"] = f"{local(listing.completed):%Y-%m}"
-            fields["completed"] = str(listing.completed)
-            listed = (f"late:{fields['month']}", listing.completed)
-        if listed:
-            for owner_kind, owner in (("unit", listing.unit), ("officer", listing.officer)):
-                if owner:
-                    pipe.zadd(f"{prefix}:{listed[0]}:{owner_kind}:{owner}", {listing.dossier: listed[1]})
-        if listing.state in (*LISTS, "open", "late"):
-            pipe.hset(previous, mapping=fields)
-    if count:
-        await pipe.execute()
+        month = completed = ""
+        if listing.state == "late" and listing.completed is not None:
+            month, completed = f"{local(listing.completed):%Y-%m}", str(listing.completed)
+        rows.append((listing.dossier, listing.unit or "", listing.officer or "", listing.procedure or "",
+                     str(listing.due or ""), listing.state, month, completed))
+    for start in range(0, len(rows), SCRIPT_CHUNK):
+        await client.eval(_LIST_SCRIPT, 0, prefix, orjson.dumps(rows[start:start + SCRIPT_CHUNK]))
 
 
-# Removes a dossier from the lists its hash says it is in, then the hash itself.
-_FORGET_SCRIPT = """
-local entry = redis.call('HGETALL', KEYS[1])
-if #entry == 0 then return 0 end
-local fields = {}
-for i = 1, #entry, 2 do fields[entry[i]] = entry[i + 1] end
-local list = fields['list']
-if list == 'late' then list = 'late:' .. fields['month'] end
-if list ~= 'open' then
-  local base = ARGV[1] .. ':' .. list
-  if fields['unit'] ~= '' then redis.call('ZREM', base .. ':unit:' .. fields['unit'], ARGV[2]) end
-  if fields['officer'] ~= '' then redis.call('ZREM', base .. ':officer:' .. fields['officer'], ARGV[2]) end
+# ARGV: prefix, JSON rows [dossier, unit, officer, procedure, due, state, month, completed] ('' = none).
+_LIST_SCRIPT = """
+local prefix = ARGV[1]
+for _, row in ipairs(cjson.decode(ARGV[2])) do
+  local code, unit, officer, procedure, due, state, month, completed = unpack(row)
+  local key = prefix .. ':dossier:' .. code
+  local entry = redis.call('HGETALL', key)
+  if #entry > 0 then
+    local old = {}
+    for i = 1, #entry, 2 do old[entry[i]] = entry[i + 1] end
+    local list = old['list']
+    if list == 'late' then list = 'late:' .. old['month'] end
+    if list ~= 'open' then
+      local base = prefix .. ':' .. list
+      if old['unit'] ~= '' then redis.call('ZREM', base .. ':unit:' .. old['unit'], code) end
+      if old['officer'] ~= '' then redis.call('ZREM', base .. ':officer:' .. old['officer'], code) end
+    end
+    redis.call('DEL', key)
+  end
+  local list, score = nil, nil
+  if (state == 'overdue' or state == 'approaching') and due ~= '' then list, score = state, due end
+  if state == 'late' and completed ~= '' then list, score = 'late:' .. month, completed end
+  if list then
+    if unit ~= '' then redis.call('ZADD', prefix .. ':' .. list .. ':unit:' .. unit, score, code) end
+    if officer ~= '' then redis.call('ZADD', prefix .. ':' .. list .. ':officer:' .. officer, score, code) end
+  end
+  if state ~= 'closed' then
+    redis.call('HSET', key, 'unit', unit, 'officer', officer, 'procedure', procedure, 'due', due, 'list', state)
+    if month ~= '' then redis.call('HSET', key, 'month', month, 'completed', completed) end
+  end
 end
-redis.call('DEL', KEYS[1])
-return 1
+return 0
 """
 
 
-def alert_json(alert: Alert, stake: float | None) -> dict:
-    return {"alert_id": alert.alert_id, "kind": alert.kind, "dossier": alert.dossier, "procedure": alert.procedure,
-            "unit": alert.unit, "officer": alert.officer, "due": iso(alert.due), "at": iso(alert.at),
-            "threshold_working_minutes": alert.threshold_minutes, "points_at_stake": stake}
+def alert_json_head(alert: Alert) -> str:
+    """The alert's JSON object without its closing brace; the script adds `points_at_stake`."""
+    return orjson.dumps({
+        "alert_id": alert.alert_id, "kind": alert.kind, "dossier": alert.dossier, "procedure": alert.procedure,
+        "unit": alert.unit, "officer": alert.officer, "due": iso(alert.due), "at": iso(alert.at),
+        "threshold_working_minutes": alert.threshold_minutes}).decode()[:-1]
 
 
 async def publish_alerts(client: aioredis.Redis, prefix: str, alerts: Iterable[Alert], maxlen: int) -> int:
     """Append each new alert to the stream and the live channel; an alert id seen before is skipped.
-    Three round trips for the whole batch: claim the ids, read the stakes, publish."""
-    alerts = list(alerts)
-    if not alerts:
-        return 0
-    claim = client.pipeline(transaction=False)
+    One script call per chunk: claim the id, read the unit's points at stake, publish."""
+    rows = []
+    months: dict[str, str] = {}
     for alert in alerts:
-        claim.set(f"{prefix}:alert:{alert.alert_id}", "1", nx=True, ex=ALERT_MARKER_SECONDS)
-    fresh = [alert for alert, claimed in zip(alerts, await claim.execute(), strict=True) if claimed]
-    if not fresh:
-        return 0
-    stakes = client.pipeline(transaction=False)
-    for alert in fresh:
-        stakes.hget(f"{prefix}:stake:{parse_period(f'month:{local(alert.at):%Y-%m}').key}", alert.unit or "")
-    publish = client.pipeline(transaction=False)
-    for alert, stake in zip(fresh, await stakes.execute(), strict=True):
-        body = orjson.dumps(alert_json(alert, float(stake) if stake else None))
-        publish.xadd(f"{prefix}:alerts", {"alert": body, "kind": alert.kind, "unit": alert.unit or ""},
-                     maxlen=maxlen, approximate=True)
-        publish.publish(f"{prefix}:alerts:live", body)
-    await publish.execute()
-    return len(fresh)
+        month = f"{local(alert.at):%Y-%m}"
+        if month not in months:
+            months[month] = parse_period(f"month:{month}").key
+        rows.append((alert.alert_id, f"{prefix}:stake:{months[month]}", alert.unit or "", alert.kind,
+                     alert_json_head(alert)))
+    sent = 0
+    for start in range(0, len(rows), SCRIPT_CHUNK):
+        sent += int(await client.eval(_ALERT_SCRIPT, 0, prefix, maxlen, ALERT_MARKER_SECONDS,
+                                      orjson.dumps(rows[start:start + SCRIPT_CHUNK])))
+    return sent
+
+
+# ARGV: prefix, stream max length, marker seconds, JSON rows [id, stake key, unit, kind, body without
+# its last field]; the body is completed with the stake read here, in the same step as the claim.
+_ALERT_SCRIPT = """
+local prefix, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3]
+local sent = 0
+for _, row in ipairs(cjson.decode(ARGV[4])) do
+  local id, stake_key, unit, kind, head = unpack(row)
+  if redis.call('SET', prefix .. ':alert:' .. id, '1', 'NX', 'EX', ttl) then
+    local stake = redis.call('HGET', stake_key, unit)
+    local body = head .. ',"points_at_stake":' .. (stake or 'null') .. '}'
+    redis.call('XADD', prefix .. ':alerts', 'MAXLEN', '~', maxlen, '*', 'alert', body, 'kind', kind, 'unit', unit)
+    redis.call('PUBLISH', prefix .. ':alerts:live', body)
+    sent = sent + 1
+  end
+end
+return sent
+"""
 
 
 async def read_report(client: aioredis.Redis, prefix: str, period: str) -> dict | None:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -42,26 +42,69 @@ class Published:
     sources: list[str]
 
 
-class _Batcher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str, partitions: int):
-        self.producer, self.topic, self.partitions = producer, topic, partitions
-        self.pending: dict[int, list[tuple[str, bytes]]] = {}
-        self.futures: list[asyncio.Future] = []
+@dataclass
+class Outgoing:
+    """One message of a published history: `topic` is the topic's name without the namespace."""
 
-    async def add(self, key: str, body: bytes, size: int = BATCH_EVENTS) -> None:
-        partition = partition_for(key, self.partitions)
-        group = self.pending.setdefault(partition, [])
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class HistoryCount:
+    lines: int = 0
+    events: int = 0
+    malformed: int = 0
+    latest: int = 0  # the latest event time (epoch seconds)
+
+
+def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCount,
+                     batch_events: int = BATCH_EVENTS, flush_every: int | None = None) -> Iterator[Outgoing | None]:
+    """The messages a history becomes, in order, each array as soon as it is full. With
+    `flush_every`, all partly filled arrays go out every that many lines, followed by None (a
+    point where a paced publisher may wait). `count` is kept up to date as lines are read."""
+    pending: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
+
+    def array(topic: str, partition: int) -> Outgoing:
+        group = pending.pop((topic, partition))
+        return Outgoing(topic, partition, group[0][0].encode(), b"[" + b",".join(body for _, body in group) + b"]")
+
+    def add(topic: str, key: str, body: bytes) -> Iterator[Outgoing]:
+        partition = partition_for(key, partitions)
+        group = pending.setdefault((topic, partition), [])
         group.append((key, body))
-        if len(group) >= size:
-            await self.flush(partition)
+        if len(group) >= batch_events:
+            yield array(topic, partition)
 
-    async def flush(self, partition: int | None = None) -> None:
-        for number in [partition] if partition is not None else list(self.pending):
-            group = self.pending.pop(number, [])
-            if group:
-                value = b"[" + b",".join(body for _, body in group) + b"]"
-                self.futures.append(await self.producer.send(self.topic, value, key=group[0][0].encode(),
-                                                             partition=number))
+    for line in lines:
+        count.lines += 1
+        if flush_every and count.lines % flush_every == 0:
+            yield from [array(topic, partition) for topic, partition in list(pending)]
+            yield None
+        line = line.strip()
+        if not line:
+            continue
+        event = decode(line)
+        if isinstance(event, Rejection):
+            count.malformed += 1
+            yield Outgoing(DOSSIER_TOPIC, count.lines % partitions, None, line)
+            continue
+        count.events += 1
+        count.latest = max(count.latest, epoch_seconds(event.occurred_at))
+        key = ev.entity_key(event)
+        if isinstance(event, ev.DossierEvent):
+            yield from add(DOSSIER_TOPIC, key, line)
+        elif isinstance(event, ev.PetitionEvent):
+            yield from add(PETITION_TOPIC, key, line)
+            if isinstance(event, ev.PetitionReceived) and event.dossier_code:
+                # The worker forwards this link too, but only after it folds the petition, which
+                # may be after the dossier partition's watermark: send it ahead of that.
+                yield from add(DOSSIER_TOPIC, event.dossier_code, ev.encode(petition_link(event)))
+        else:
+            yield Outgoing(CATALOG_TOPIC, 0, key.encode(), line)
+    yield from [array(topic, partition) for topic, partition in list(pending)]
 
 
 async def _catalog_end(settings: Settings) -> int:
@@ -77,11 +120,12 @@ async def _catalog_end(settings: Settings) -> int:
 
 
 async def _send_watermarks(producer: AIOKafkaProducer, settings: Settings, partitions: int, as_of: int,
-                           token: str, kind: str = "watermark") -> None:
-    """Every input partition gets the control message; it names the catalogue's end offset, so a
-    worker folds the whole catalogue published so far before it closes the replay."""
+                           token: str, kind: str = "watermark", catalog_end: int | None = None) -> None:
+    """Every input partition gets the control message; it names the catalogue's end offset (looked
+    up unless given), so a worker folds the whole catalogue published so far before it closes."""
     await producer.flush()
-    catalog_end = await _catalog_end(settings)
+    if catalog_end is None:
+        catalog_end = await _catalog_end(settings)
     watermark = orjson.dumps({"kind": kind, "as_of": as_of, "token": token, "catalog_end": catalog_end})
     for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
         for partition in range(partitions):
@@ -101,64 +145,70 @@ async def send_watermarks(settings: Settings, as_of: int, kind: str = "watermark
         await producer.flush()
     finally:
         await producer.stop()
-    return Published(token, 0, 0, as_of, [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)])
+    return Published(token, 0, 0, as_of, sources(partitions))
 
 
 async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Callable[[int], None] | None = None,
                   batch_events: int = BATCH_EVENTS, watermark: bool = True, rate: float | None = None) -> Published:
     """Publish a history; with `rate`, at about that many events per second (a live feed)."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
+    count = HistoryCount()
+    messages = history_messages(lines, partitions, count, batch_events, flush_every=100 if rate else None)
+    started = time.monotonic()
+    reported = 0
+
+    def paced(message: Outgoing | None) -> float:
+        nonlocal reported
+        if on_progress and count.lines // 10000 > reported:
+            reported = count.lines // 10000
+            on_progress(count.lines)
+        return count.lines / rate - (time.monotonic() - started) if rate and message is None else 0.0
+
+    token = await send_messages(settings, messages, partitions, latest=(lambda: count.latest) if watermark else None,
+                                pace=paced)
+    return Published(token, count.events, count.malformed, count.latest, sources(partitions))
+
+
+def sources(partitions: int) -> list[str]:
+    """The input partitions a watermark must get through: `d0`… dossier, `p0`… petition partitions."""
+    return [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)]
+
+
+async def send_messages(settings: Settings, messages: Iterable[Outgoing | None], partitions: int,
+                        latest: Callable[[], int] | None = None,
+                        pace: Callable[[Outgoing | None], float] = lambda _: 0.0) -> str:
+    """Send prepared messages, then (given `latest`, the history's latest event time once all are
+    sent) the closing watermarks; returns the watermark token. `pace` may ask for a pause (seconds)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=16 * 1024 * 1024,
                                 linger_ms=20, acks="all")
     await producer.start()
     token = uuid.uuid4().hex
-    events = malformed = 0
-    latest = 0
+    deliveries, catalogue = [], []
+    # The catalogue's end before this history, looked up while it is sent; its own catalogue
+    # messages then move the end on by their delivered offsets.
+    catalog_lookup = asyncio.ensure_future(_catalog_end(settings)) if latest is not None else None
     try:
-        dossiers = _Batcher(producer, settings.topic(DOSSIER_TOPIC), partitions)
-        petitions = _Batcher(producer, settings.topic(PETITION_TOPIC), partitions)
-        started = time.monotonic()
-        for count, line in enumerate(lines, start=1):
-            if rate and count % 100 == 0:
-                ahead = count / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await dossiers.flush()
-                    await petitions.flush()
-                    await asyncio.sleep(ahead)
-            line = line.strip()
-            if not line:
-                continue
-            event = decode(line)
-            if isinstance(event, Rejection):
-                malformed += 1
-                await producer.send(settings.topic(DOSSIER_TOPIC), line, partition=count % partitions)
-                continue
-            events += 1
-            latest = max(latest, epoch_seconds(event.occurred_at))
-            key = ev.entity_key(event)
-            if isinstance(event, ev.DossierEvent):
-                await dossiers.add(key, line, batch_events)
-            elif isinstance(event, ev.PetitionEvent):
-                await petitions.add(key, line, batch_events)
-                if isinstance(event, ev.PetitionReceived) and event.dossier_code:
-                    # The worker forwards this link too, but only after it folds the petition, which
-                    # may be after the dossier partition's watermark: send it ahead of that.
-                    await dossiers.add(event.dossier_code, ev.encode(petition_link(event)), batch_events)
-            else:
-                await producer.send(settings.topic(CATALOG_TOPIC), line, key=key.encode(), partition=0)
-            if on_progress and count % 10000 == 0:
-                on_progress(count)
-        await dossiers.flush()
-        await petitions.flush()
-        if watermark:
-            await _send_watermarks(producer, settings, partitions, latest, token)
+        for message in messages:
+            pause = pace(message)
+            if pause > 0:
+                await asyncio.sleep(pause)
+            if message is not None:
+                delivery = await producer.send(settings.topic(message.topic), message.value, key=message.key,
+                                               partition=message.partition)
+                deliveries.append(delivery)
+                if message.topic == CATALOG_TOPIC:
+                    catalogue.append(delivery)
+        if catalog_lookup is not None and latest is not None:
+            await producer.flush()
+            catalog_end = max([await catalog_lookup] + [(await sent).offset + 1 for sent in catalogue[-1:]])
+            await _send_watermarks(producer, settings, partitions, latest(), token, catalog_end=catalog_end)
         await producer.flush()
-        for future in dossiers.futures + petitions.futures:
-            await future
+        await asyncio.gather(*deliveries)  # raises what a failed delivery raised
     finally:
+        if catalog_lookup is not None and not catalog_lookup.done():
+            catalog_lookup.cancel()
         await producer.stop()
-    sources = [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)]
-    return Published(token, events, malformed, latest, sources)
+    return token
 
 
 async def finished(settings: Settings, published: Published) -> bool:
@@ -172,7 +222,7 @@ async def finished(settings: Settings, published: Published) -> bool:
 
 async def wait_for(settings: Settings, published: Published, timeout: float,
                    on_progress: Callable[[int, int], None] | None = None,
-                   worker: subprocess.Popen | None = None) -> None:
+                   worker: subprocess.Popen | None = None, poll_seconds: float = 0.5) -> None:
     """Until the projector has recorded the replay's watermark for every source."""
     client = aioredis.from_url(settings.redis_url)
     deadline = time.monotonic() + timeout
@@ -187,7 +237,7 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
                 raise RuntimeError(f"the replay worker exited with status {worker.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(done)} of {len(published.sources)} sources caught up in {timeout:.0f}s")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(poll_seconds)
     finally:
         await client.aclose()
 
