@@ -26,10 +26,15 @@ def local(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, VIETNAM)
 
 
+_MIDNIGHTS: dict[date, int] = {}  # one entry per calendar day ever asked for: a few thousand
+
+
 def at(day: date, minute_of_day: int) -> int:
     """Epoch seconds of a local date and minute of day."""
-    midnight = datetime.combine(day, time(0), VIETNAM)
-    return int(midnight.timestamp()) + minute_of_day * 60
+    midnight = _MIDNIGHTS.get(day)
+    if midnight is None:
+        midnight = _MIDNIGHTS[day] = int(datetime.combine(day, time(0), VIETNAM).timestamp())
+    return midnight + minute_of_day * 60
 
 
 def day_and_second(ts: int) -> tuple[date, int]:
@@ -105,6 +110,9 @@ class CalendarOverrides:
         return cls(frozenset(days_off), frozenset(working))
 
 
+MEMO_LIMIT = 200_000  # entries; a full memo starts over rather than grow with every dossier seen
+
+
 @dataclass
 class WorkingCalendar:
     """Monday–Friday minus public holidays, plus official make-up working days (DOMAIN.md §4)."""
@@ -119,6 +127,8 @@ class WorkingCalendar:
         self._holidays = (frozenset(base) | self.overrides.days_off) - self.overrides.working_days
         self._make_up = frozenset(make_up | self.overrides.working_days) - self.overrides.days_off
         self._cache: dict[date, bool] = {}
+        # Alert plans ask for the same instants again each time a dossier is touched.
+        self._before: dict[tuple[int, float, WorkingHours], int] = {}
 
     def is_working_day(self, day: date) -> bool:
         cached = self._cache.get(day)
@@ -183,6 +193,15 @@ class WorkingCalendar:
 
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""
+        key = (end, minutes, hours)
+        found = self._before.get(key)
+        if found is None:
+            if len(self._before) >= MEMO_LIMIT:
+                self._before.clear()
+            found = self._before[key] = self._subtract_working_minutes(end, minutes, hours)
+        return found
+
+    def _subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours) -> int:
         remaining = round(minutes * 60)
         day, second = day_and_second(end)
         if not self.is_working_day(day):

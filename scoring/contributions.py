@@ -271,6 +271,30 @@ def count_blocks(blocks: dict[Block, int], contribution: Contribution) -> None:
             blocks[block] = blocks.get(block, 0) + 1
 
 
+def add_blocks(pairs: dict[tuple[str, str], dict[str, int]], blocks: dict[Block, int]) -> set[tuple[str, str]]:
+    """Add block counts into counters kept per (owner, period), dropping counters that reach zero;
+    returns the pairs that changed. What `expand` does, straight into the running tallies."""
+    changed: set[tuple[str, str]] = set()
+    for (owner, periods, names), count in blocks.items():
+        if not count:
+            continue
+        for period in periods:
+            pair = (owner, period)
+            counters = pairs.get(pair)
+            if counters is None:
+                counters = pairs[pair] = {}
+            for name in names:
+                value = counters.get(name, 0) + count
+                if value:
+                    counters[name] = value
+                else:
+                    del counters[name]
+            if not counters:
+                del pairs[pair]
+            changed.add(pair)
+    return changed
+
+
 def expand(blocks: dict[Block, int]) -> dict[TallyKey, int]:
     """Block counts → counter changes per (owner, period, counter). Many dossiers share a block,
     so this runs once per distinct block rather than once per dossier."""

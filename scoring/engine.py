@@ -2,8 +2,9 @@
 
 `Engine.apply_batch(events, as_of)` is what a streaming worker calls: it reduces the batch, then
 re-contributes every dossier the batch touched and every dossier whose time-driven change (turning
-overdue, a new month) fell due by `as_of`, and returns the counter deltas. `Engine.full_tallies`
-recomputes everything from the states; for the same events the two agree — that is a test.
+overdue, a new month) fell due by `as_of`, and returns the (owner, period) pairs whose counters
+changed. `Engine.full_tallies` recomputes everything from the states; for the same events the two
+agree — that is a test.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units
 from scoring.ruleset import Ruleset
 
-Delta = dict[tuple[str, str, str], int]
+Pair = tuple[str, str]  # (owner, period)
+Counters = dict[str, int]  # counter name → value, zeros left out
 DOSSIER, PETITION = "d", "p"
 DOSSIER_EVENT_TYPES = frozenset(ev.DossierEvents.__args__)
 PARTS_CHANGED_BY = contrib.PARTS_CHANGED_BY
@@ -47,7 +49,7 @@ class Engine:
         self.touched: list[tuple[str, str]] = []  # entities the last apply_batch re-contributed
         self.dossiers: dict[str, DossierState] = {}
         self.petitions: dict[str, PetitionState] = {}
-        self.tallies: Counter = Counter()
+        self.pairs: dict[Pair, Counters] = {}  # the tallies, per (owner, period)
         self.as_of: int | None = None
         self.latest_event_at: int | None = None
         self._emitted_at: dict[tuple[str, str], int] = {}
@@ -164,14 +166,21 @@ class Engine:
             contrib.count_blocks(blocks, contribution)
         return Counter(contrib.expand(blocks))
 
+    @property
+    def tallies(self) -> Counter:
+        """The current counters as one flat mapping (owner, period, counter) → value."""
+        return Counter({(owner, period, name): value for (owner, period), counters in self.pairs.items()
+                        for name, value in counters.items()})
+
     def _keys(self) -> Iterable[tuple[str, str]]:
         yield from ((DOSSIER, code) for code in self.dossiers)
         yield from ((PETITION, code) for code in self.petitions)
 
     # --- incremental ----------------------------------------------------------------------------
 
-    def apply_batch(self, events: Iterable[ev.EventBase], as_of: int | None = None) -> Delta:
-        """Fold a batch and return the counter deltas it causes by `as_of`.
+    def apply_batch(self, events: Iterable[ev.EventBase], as_of: int | None = None) -> set[Pair]:
+        """Fold a batch; returns the (owner, period) pairs whose counters it changed by `as_of`
+        (their values are in `pairs`).
 
         `as_of` defaults to the latest event time seen (replay); a live worker passes the clock.
         """
@@ -204,12 +213,7 @@ class Engine:
             self._last[key] = new
             self._plan(key, as_of)
         stale_parts.clear()
-        delta = contrib.expand(blocks)
-        tallies = self.tallies
-        for counter, change in delta.items():
-            if change:
-                tallies[counter] = tallies.get(counter, 0) + change
-        return {counter: change for counter, change in delta.items() if change}
+        return contrib.add_blocks(self.pairs, blocks)
 
     def _plan(self, key: tuple[str, str], as_of: int) -> None:
         when = self._next_change(key, as_of)
@@ -218,21 +222,23 @@ class Engine:
         self._scheduled[key] = when
         heapq.heappush(self._schedule, (when, *key))
 
-    def _rebuild(self, as_of: int) -> Delta:
-        """After a catalogue change every contribution may differ: recompute all, return the change."""
+    def _rebuild(self, as_of: int) -> set[Pair]:
+        """After a catalogue change every contribution may differ: recompute all, return the pairs
+        whose counters changed."""
         self._last.clear()
-        fresh = self.full_tallies(as_of, remember=True)
-        delta = dict(fresh)
-        for counter, value in self.tallies.items():
-            delta[counter] = delta.get(counter, 0) - value
-        self.tallies = fresh
+        fresh: dict[Pair, Counters] = {}
+        for (owner, period, name), value in self.full_tallies(as_of, remember=True).items():
+            if value:
+                fresh.setdefault((owner, period), {})[name] = value
+        changed = {pair for pair in fresh.keys() | self.pairs.keys() if fresh.get(pair) != self.pairs.get(pair)}
+        self.pairs = fresh
         self._schedule.clear()
         self._scheduled.clear()
         for key in list(self._keys()):
             self._raise_alerts(key, as_of)
             self._emitted_at[key] = as_of
             self._plan(key, as_of)
-        return {counter: change for counter, change in delta.items() if change}
+        return changed
 
     def score_units(self, period: Period, as_of: int) -> list[UnitScore]:
         """Scored, ranked units for a period, from tallies recomputed as of `as_of`."""

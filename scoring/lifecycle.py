@@ -245,14 +245,22 @@ def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = 
 def end_time(state: DossierState, cutoff: int) -> int | None:
     """Status 9, else 10, else the earlier of 8 and 7 (7 only once received) — at or before cutoff."""
     status_at = state.status_at
-    for status in (9, 10):
-        at = status_at.get(status)
-        if at is not None and at <= cutoff:
-            return at
-    ends = [status_at[s] for s in (8, 7) if s in status_at and status_at[s] <= cutoff]
-    if ends and state.received_at is not None:
-        return min(ends)
-    return None
+    at = status_at.get(9)
+    if at is not None and at <= cutoff:
+        return at
+    at = status_at.get(10)
+    if at is not None and at <= cutoff:
+        return at
+    if state.received_at is None:
+        return None
+    # Written out: this runs several times per dossier per batch.
+    end = status_at.get(8)
+    if end is not None and end > cutoff:
+        end = None
+    withdrawn = status_at.get(7)
+    if withdrawn is not None and withdrawn <= cutoff and (end is None or withdrawn < end):
+        end = withdrawn
+    return end
 
 
 def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, int | None]:

@@ -46,7 +46,7 @@ from streams.config import (
 from streams.faust_fixes import QuietMonitor
 from streams.projection import publish_alerts, write_listings, write_scores
 from streams.projector import Projector
-from streams.scorer import BatchResult, RawMessage, SourceScorer
+from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
 
 log = logging.getLogger("chiso766.worker")
 FULL_RESCORE_SECONDS = 10.0
@@ -84,6 +84,8 @@ def build_app(settings: Settings) -> faust.App:
     dossier_topic = raw_topic(DOSSIER_TOPIC, settings.partitions)
     petition_topic = raw_topic(PETITION_TOPIC, settings.partitions)
     dead_letter_topic = raw_topic(DEAD_LETTER_TOPIC, 1)
+    source_topics = {DOSSIER_TOPIC: dossier_topic, PETITION_TOPIC: petition_topic,
+                     CATALOG_TOPIC: raw_topic(CATALOG_TOPIC, 1)}
     tally_topic = raw_topic(TALLY_TOPIC, 1)
     # Keys are entity codes as bytes, hashed like the topics' keys: use_partitioner puts each state
     # in the changelog partition of its input partition, so recovery restores it where it is needed.
@@ -165,8 +167,8 @@ def build_app(settings: Settings) -> faust.App:
         for letter in result.dead_letters:
             metrics.REJECTED.labels(reason=letter.rejection.reason).inc()
             await dead_letter_topic.send(value=orjson.dumps(letter.as_json()))
-        for code, body in result.reroute:
-            await dossier_topic.send(key=code.encode(), value=body)
+        for topic, partition, key, value in rerouted_messages(result.reroute, settings.partitions):
+            await source_topics[topic].send(key=key, value=value, partition=partition)
         if result.listings:
             await write_listings(redis, prefix, result.listings)
         if result.alerts:
@@ -244,7 +246,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(tally_topic)
     async def project(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(2000, within=0.2):
+        async for events in stream.take_events(2000, within=settings.batch_within):
             started = time.perf_counter()
             await catalog_ready.wait()
             if not loaded["projector"]:
@@ -281,6 +283,9 @@ def build_app(settings: Settings) -> faust.App:
                 await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
             await delivered(deliveries)
             metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
+            if os.environ.get("CHISO766_TRACE_BATCHES"):
+                log.warning("projector: %d messages, %d periods pending, handled in %.3fs", len(events),
+                            len(pending_periods), time.perf_counter() - started)
 
     async def score_pending() -> None:
         """Scoring a period costs milliseconds per unit; coalesce bursts of tally batches."""

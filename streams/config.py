@@ -16,7 +16,7 @@ class Settings:
     mode: Literal["live", "replay"] = "live"
     store: str = "memory://"  # or rocksdb:// (rocksdict): tables survive a restart on local disk
     batch_max: int = 5000
-    batch_within: float = 0.1
+    batch_within: float = 0.05
     score_every: float = 1.0  # seconds between rescoring the periods that tally batches touched
     tick_seconds: float = 5.0
     alert_stream_maxlen: int = 100_000

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import types
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 from faust.sensors.monitor import Monitor
@@ -25,6 +27,7 @@ def apply_all() -> None:
     _short_fetch_waits()
     _seek_uncommitted_partitions_to_the_start()
     _flush_drains_the_producer_buffer()
+    _deliver_without_tasks_when_nothing_blocks()
 
 
 def _once(name: str) -> bool:
@@ -122,6 +125,61 @@ def _flush_drains_the_producer_buffer() -> None:
 
     ProducerBuffer._send_pending = _send_pending
     ProducerBuffer.flush = flush
+
+
+def _deliver_without_tasks_when_nothing_blocks() -> None:
+    """Faust's consumer hands every message to its streams with `wait_first(deliver(message),
+    suspend_flow.wait())`, which creates four tasks and an `asyncio.wait` per message so that a
+    rebalance can interrupt a delivery blocked on a full stream buffer. Almost every delivery
+    finishes without blocking, and those tasks were a quarter of a worker's time on one-event
+    messages. The delivery now runs in place first; only if it has to wait does the rest of it
+    (continued exactly where it stopped) go to `wait_first` with the other waits, as before."""
+    if not _once("eager_delivery"):
+        return
+    from faust.transport.consumer import Consumer
+    from mode.services import WaitResults
+
+    original = Consumer.wait_first
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        first, others = coros[0], coros[1:]
+        if (isinstance(first, Coroutine) and not self._stopped.is_set() and not self._crashed.is_set()
+                and not any(getattr(other, "is_set", lambda: False)() for other in others)):
+            try:
+                waiting_on = first.send(None)
+            except StopIteration as finished:
+                return WaitResults([first], [finished.value], False)
+
+            async def rest() -> Any:
+                return await _continue(first, waiting_on)
+
+            coros = (rest(), *others)
+        return await original(self, *coros, timeout=timeout)
+
+    Consumer.wait_first = wait_first
+
+
+@types.coroutine
+def _continue(coroutine: Coroutine, waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine that was stepped by hand up to the point where it yielded
+    `waiting_on`: PEP 380's `yield from`, entered after its first step."""
+    to_yield = waiting_on
+    while True:
+        try:
+            sent = yield to_yield
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as thrown:  # forwarded into the coroutine, as `yield from` does
+            try:
+                to_yield = coroutine.throw(thrown)
+            except StopIteration as finished:
+                return finished.value
+        else:
+            try:
+                to_yield = coroutine.send(sent)
+            except StopIteration as finished:
+                return finished.value
 
 
 class QuietMonitor(Monitor):

@@ -20,6 +20,7 @@ from scoring.directory import Directory
 from scoring.engine import DOSSIER, Engine, petition_link
 from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring, end_time
 from scoring.ruleset import Ruleset
+from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC
 from streams.partitioning import partition_for
 
 TallyPair = tuple[str, str]  # (owner, period)
@@ -84,8 +85,28 @@ class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     listings: list[Listing] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    reroute: list[tuple[str, bytes]] = field(default_factory=list)  # (dossier code, event json)
+    reroute: list[tuple[str, str, bytes]] = field(default_factory=list)  # (topic, entity key, event json)
     events: int = 0
+
+
+def home_topic(event: ev.EventBase) -> str:
+    """The topic an event belongs on (a producer may have sent it anywhere)."""
+    if isinstance(event, ev.DossierEvent):
+        return DOSSIER_TOPIC
+    if isinstance(event, ev.PetitionEvent):
+        return PETITION_TOPIC
+    return CATALOG_TOPIC
+
+
+def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) -> list[tuple[str, int, bytes, bytes]]:
+    """Events to send on as (topic, partition, key, value): one JSON array per topic partition, so a
+    batch that brought many foreign events sends a few messages, not one per event."""
+    groups: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
+    for topic, key, body in reroute:
+        partition = 0 if topic == CATALOG_TOPIC else partition_for(key, partitions)
+        groups.setdefault((topic, partition), []).append((key, body))
+    return [(topic, partition, group[0][0].encode(), b"[" + b",".join(body for _, body in group) + b"]")
+            for (topic, partition), group in groups.items()]
 
 
 class SourceScorer:
@@ -98,7 +119,6 @@ class SourceScorer:
         self.engine = Engine(ruleset, calendar, directory, alert_policy=policy,
                              link_petitions=source.startswith("d"))
         self.approaching_minutes = approaching_minutes
-        self.pairs: dict[TallyPair, dict[str, int]] = {}
         self._listed: dict[str, Listing] = {}  # as last written to Redis: unchanged ones are skipped
 
     # --- recovery -------------------------------------------------------------------------------
@@ -114,14 +134,10 @@ class SourceScorer:
             else:
                 petitions.append(decode_petition(value))
         self.engine.restore(dossiers, petitions, as_of)
-        self.pairs = {}
-        for (owner, period, name), value in self.engine.tallies.items():
-            if value:
-                self.pairs.setdefault((owner, period), {})[name] = value
         return self.all_tallies()
 
     def all_tallies(self) -> list[tuple[str, str, dict[str, int]]]:
-        return [(owner, period, dict(counters)) for (owner, period), counters in self.pairs.items()]
+        return [(owner, period, dict(counters)) for (owner, period), counters in self.engine.pairs.items()]
 
     def all_listings(self, as_of: int) -> list[Listing]:
         return [self.listing(state, as_of) for state in self.engine.dossiers.values()
@@ -138,11 +154,11 @@ class SourceScorer:
                     continue
                 key = ev.entity_key(item)
                 if self._misrouted(item, key, homes):
-                    result.reroute.append((key, ev.encode(item)))
+                    result.reroute.append((home_topic(item), key, ev.encode(item)))
                     continue
                 result.events += 1
                 if isinstance(item, ev.PetitionReceived) and item.dossier_code:
-                    result.reroute.append((item.dossier_code, ev.encode(petition_link(item))))
+                    result.reroute.append((DOSSIER_TOPIC, item.dossier_code, ev.encode(petition_link(item))))
                 yield item
 
     def _misrouted(self, event: ev.EventBase, key: str, homes: dict[str, bool]) -> bool:
@@ -169,24 +185,16 @@ class SourceScorer:
         """Fold a batch of messages; with no messages, let time pass to `as_of` (live mode)."""
         result = BatchResult(self.source, as_of or 0)
         events = list(self.decode(messages, result))
-        delta = self.engine.apply_batch(events, as_of)
+        changed = self.engine.apply_batch(events, as_of)
         result.as_of = self.engine.as_of or 0
-        self._collect(delta, result)
+        self._collect(changed, result)
         return result
 
-    def _collect(self, delta: dict[tuple[str, str, str], int], result: BatchResult) -> None:
+    def _collect(self, changed: set[TallyPair], result: BatchResult) -> None:
         engine = self.engine
-        changed_pairs: set[TallyPair] = set()
-        for (owner, period, name), change in delta.items():
-            counters = self.pairs.setdefault((owner, period), {})
-            value = counters.get(name, 0) + change
-            if value:
-                counters[name] = value
-            else:
-                counters.pop(name, None)
-            changed_pairs.add((owner, period))
-        result.tallies = [(owner, period, dict(self.pairs.get((owner, period), {})))
-                          for owner, period in sorted(changed_pairs)]
+        pairs = engine.pairs
+        # Copies: the message is sent after this returns, and a later step may change the counters.
+        result.tallies = [(owner, period, dict(pairs.get((owner, period), {}))) for owner, period in sorted(changed)]
         result.alerts, engine.alerts = engine.alerts, []
         for kind, code in sorted(engine.touched):
             if kind == DOSSIER:

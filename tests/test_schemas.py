@@ -85,6 +85,15 @@ def test_a_batch_message_rejects_only_its_bad_elements():
     assert results[1].raw == encoded(channel=9)
 
 
+def test_a_valid_batch_decodes_as_its_elements_do_and_bad_bytes_reject_one_element():
+    elements = [encoded(), encoded(event_id="second"), encoded(event_id="third")]
+    assert decode_message(b"[" + b",".join(elements) + b"]") == [decode(element) for element in elements]
+    broken = encoded(event_id="cafX").replace(b"cafX", b"caf\xc3")  # a cut UTF-8 sequence
+    results = decode_message(b"[" + elements[0] + b"," + broken + b"]")
+    assert results[0] == decode(elements[0])
+    assert isinstance(results[1], Rejection) and results[1].reason == "not_utf8"
+
+
 def test_a_single_event_message_is_one_result():
     assert len(decode_message(encoded())) == 1
     assert isinstance(decode_message(b"[{]")[0], Rejection)
