@@ -21,7 +21,7 @@ from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
 from scoring.lifecycle import REDUCERS, DossierState, epoch_seconds
 from scoring.periods import Period
-from scoring.rollup import UnitScore, score_units
+from scoring.rollup import UnitScore, score_units, split_by_owner
 from scoring.ruleset import Ruleset
 
 Pair = tuple[str, str]  # (owner, period)
@@ -243,7 +243,8 @@ class Engine:
     def score_units(self, period: Period, as_of: int) -> list[UnitScore]:
         """Scored, ranked units for a period, from tallies recomputed as of `as_of`."""
         context = self.context
-        return score_units(self.full_tallies(as_of), period, as_of, context.directory, context.ruleset,
+        owners = split_by_owner(self.full_tallies(as_of), period.key)
+        return score_units(owners, period, as_of, context.directory, context.ruleset,
                            context.calendar)
 
     def restore(self, dossiers: Iterable[DossierState], petitions: Iterable[PetitionState], as_of: int) -> None:

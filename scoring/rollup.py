@@ -48,6 +48,7 @@ class OfficerTally:
 
 
 def split_by_owner(tallies: Mapping[tuple[str, str, str], int], period: str) -> dict[str, dict[str, int]]:
+    """One period's counters per owner, out of flat (owner, period, counter) tallies."""
     owners: dict[str, dict[str, int]] = {}
     for (owner, period_key, name), value in tallies.items():
         if period_key == period and value:
@@ -111,10 +112,10 @@ def _catalogue_counts(top: str, level: str, period: Period, as_of: int, director
     return counts
 
 
-def score_units(tallies: Mapping[tuple[str, str, str], int], period: Period, as_of: int,
+def score_units(owners: Mapping[str, Mapping[str, int]], period: Period, as_of: int,
                 directory: Directory, ruleset: Ruleset, calendar: WorkingCalendar) -> list[UnitScore]:
-    """Every registered unit (and any unregistered unit with dossiers), scored and ranked, by code."""
-    owners = split_by_owner(tallies, period.key)
+    """Every registered unit (and any unregistered unit with dossiers), scored and ranked, by code.
+    `owners` holds the period's counters per owner (`split_by_owner`)."""
     unit_codes = set(directory.units) | {owner for owner in owners if "|" not in owner}
     pooled: dict[str, Counts] = {code: {} for code in unit_codes}
     outcomes: dict[str, dict[str, int]] = {code: {} for code in unit_codes}
@@ -158,13 +159,14 @@ def score_units(tallies: Mapping[tuple[str, str, str], int], period: Period, as_
     return results
 
 
-def officer_tallies(tallies: Mapping[tuple[str, str, str], int], period: Period, units: list[UnitScore],
+def officer_tallies(owners: Mapping[str, Mapping[str, int]], units: list[UnitScore],
                     ruleset: Ruleset) -> list[OfficerTally]:
-    """Per-officer counters and the points of their own unit's score their missed dossiers cost."""
+    """Per-officer counters and the points of their own unit's score their missed dossiers cost,
+    from the period's counters per owner."""
     by_code = {unit.code: unit for unit in units}
     indicators = ruleset.by_code
     found = []
-    for owner, counters in sorted(split_by_owner(tallies, period.key).items()):
+    for owner, counters in sorted(owners.items()):
         if "|" not in owner:
             continue
         unit_code, officer = owner.split("|", 1)

@@ -29,6 +29,7 @@ KNOWN_INDICATORS = frozenset({
 BASES = frozenset({"catalogue", "received", "active", "completed", "procedures", "units",
                    "petitions_active", "petitions_received"})
 HUNDREDTH = Fraction(1, 100)
+SCORE_MEMO_LIMIT = 100_000  # (numerator, denominator) pairs per indicator
 
 
 class RulesetError(ValueError):
@@ -55,9 +56,21 @@ class Indicator:
     zero_over_zero: Literal["zero", "full"]
     basis: str
     tracking_only: bool = False
+    # Units and periods share most (numerator, denominator) pairs, and exact fractions are slow.
+    _scores: dict[tuple[int, int], Fraction] = field(default_factory=dict, init=False, repr=False,
+                                                     compare=False, hash=False)
 
     def score(self, numerator: int, denominator: int) -> Fraction:
         """max × min(cap, ratio / target), rounded half up to 2 decimals."""
+        key = (numerator, denominator)
+        found = self._scores.get(key)
+        if found is None:
+            if len(self._scores) >= SCORE_MEMO_LIMIT:
+                self._scores.clear()
+            found = self._scores[key] = self._score(numerator, denominator)
+        return found
+
+    def _score(self, numerator: int, denominator: int) -> Fraction:
         if self.tracking_only:
             return Fraction(0)
         if denominator <= 0:

@@ -18,8 +18,9 @@ import os
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import faust
 import orjson
@@ -44,7 +45,7 @@ from streams.config import (
     Settings,
 )
 from streams.faust_fixes import QuietMonitor
-from streams.projection import publish_alerts, write_listings, write_scores
+from streams.projection import queue_alerts, queue_listings, write_scores
 from streams.projector import Projector
 from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
 
@@ -149,7 +150,9 @@ def build_app(settings: Settings) -> faust.App:
             await asyncio.sleep(0.02)
 
     async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None,
-                   catalog_end: int = 0) -> None:
+                   catalog_end: int = 0) -> Coroutine[Any, Any, None]:
+        """Send what a batch of one source produced; returns the rest to await (Redis writes and
+        changelog deliveries), so that the sources of one batch wait for them together."""
         states = {code.encode(): value for code, value in result.state_writes.items()}
         with acting_for(partition_events.get(result.source)):
             writers[kind].store(states)
@@ -162,20 +165,25 @@ def build_app(settings: Settings) -> faust.App:
             entries = [(owner, period, counters) for (owner, period), counters in merged.items()]
         message = {"source": result.source, "as_of": result.as_of, "watermark": watermark,
                    "replace": replaced is not None, "entries": entries, "catalog_end": catalog_end}
-        if message["entries"] or replaced is not None or watermark or result.as_of:
-            await tally_topic.send(key=result.source.encode(), value=orjson.dumps(message))
         for letter in result.dead_letters:
             metrics.REJECTED.labels(reason=letter.rejection.reason).inc()
             await dead_letter_topic.send(value=orjson.dumps(letter.as_json()))
         for topic, partition, key, value in rerouted_messages(result.reroute, settings.partitions):
             await source_topics[topic].send(key=key, value=value, partition=partition)
-        if result.listings:
-            await write_listings(redis, prefix, result.listings)
-        if result.alerts:
-            sent = await publish_alerts(redis, prefix, result.alerts, settings.alert_stream_maxlen)
-            metrics.ALERTS.inc(sent)
-        await redis.hset(f"{prefix}:clock", result.source, result.as_of)
-        await delivered(deliveries)  # before the batch's events are acknowledged
+        pipe = redis.pipeline(transaction=False)
+        listing_calls = queue_listings(pipe, prefix, result.listings)
+        alert_calls = queue_alerts(pipe, prefix, result.alerts, settings.alert_stream_maxlen)
+        pipe.hset(f"{prefix}:clock", result.source, result.as_of)
+
+        async def finish() -> None:
+            replies = await pipe.execute()
+            metrics.ALERTS.inc(sum(int(sent) for sent in replies[listing_calls:listing_calls + alert_calls]))
+            # After the lists are written: a replay whose watermark got through has them all.
+            if message["entries"] or replaced is not None or watermark or result.as_of:
+                await tally_topic.send(key=result.source.encode(), value=orjson.dumps(message))
+            await delivered(deliveries)  # before the batch's events are acknowledged
+
+        return finish()
 
     def record_lag(kind: str, events: list[faust.EventT]) -> None:
         last: dict[TopicPartition, int] = {}
@@ -206,6 +214,7 @@ def build_app(settings: Settings) -> faust.App:
         record_lag(kind, events)
         for event in events:
             partition_events[f"{kind}{event.message.partition}"] = event
+        finishing = []
         for partition in sorted(by_partition.keys() | controls.keys()):
             scorer, replaced = await scorer_for(kind, partition)
             now = None if settings.mode == "replay" else int(time.time())
@@ -226,7 +235,8 @@ def build_app(settings: Settings) -> faust.App:
                     replaced = scorer.all_tallies()
                     result.listings = scorer.all_listings(result.as_of)
                     watermark = control.get("token")
-            await emit(kind, result, replaced, watermark, catalog_end)
+            finishing.append(await emit(kind, result, replaced, watermark, catalog_end))
+        await asyncio.gather(*finishing)
         if events:
             oldest = min(event.message.timestamp for event in events)
             metrics.EVENT_AGE.observe(max(0.0, time.time() - oldest))
@@ -310,7 +320,7 @@ def build_app(settings: Settings) -> faust.App:
         for source, scorer in list(scorers.items()):
             result = scorer.process([], now)
             if result.tallies or result.alerts or result.listings:
-                await emit(source[0], result, None, None)
+                await (await emit(source[0], result, None, None))
 
     @app.task
     async def take_commands() -> None:

@@ -143,11 +143,14 @@ def _deliver_without_tasks_when_nothing_blocks() -> None:
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         first, others = coros[0], coros[1:]
-        if (isinstance(first, Coroutine) and not self._stopped.is_set() and not self._crashed.is_set()
-                and not any(getattr(other, "is_set", lambda: False)() for other in others)):
+        if (isinstance(first, Coroutine) and not self.suspend_flow.is_set() and not self._stopped.is_set()
+                and not self._crashed.is_set()):
             try:
                 waiting_on = first.send(None)
             except StopIteration as finished:
+                for other in others:  # `suspend_flow.wait()`, never started: close it quietly
+                    if isinstance(other, Coroutine):
+                        other.close()
                 return WaitResults([first], [finished.value], False)
 
             async def rest() -> Any:

@@ -81,9 +81,10 @@ async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: 
     await pipe.execute()
 
 
-async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable[Listing]) -> None:
+def queue_listings(pipe: aioredis.client.Pipeline, prefix: str, listings: Iterable[Listing]) -> int:
     """Each dossier leaves every list its hash says it was in and joins the one it belongs to now:
-    one script call per chunk of dossiers, so the client encodes one argument, not five commands each."""
+    one script call per chunk of dossiers, so the client encodes one argument, not five commands
+    each. Returns the number of calls queued on `pipe`."""
     rows = []
     for listing in listings:
         month = completed = ""
@@ -92,7 +93,8 @@ async def write_listings(client: aioredis.Redis, prefix: str, listings: Iterable
         rows.append((listing.dossier, listing.unit or "", listing.officer or "", listing.procedure or "",
                      str(listing.due or ""), listing.state, month, completed))
     for start in range(0, len(rows), SCRIPT_CHUNK):
-        await client.eval(_LIST_SCRIPT, 0, prefix, orjson.dumps(rows[start:start + SCRIPT_CHUNK]))
+        pipe.eval(_LIST_SCRIPT, 0, prefix, orjson.dumps(rows[start:start + SCRIPT_CHUNK]))
+    return -(-len(rows) // SCRIPT_CHUNK)
 
 
 # ARGV: prefix, JSON rows [dossier, unit, officer, procedure, due, state, month, completed] ('' = none).
@@ -138,9 +140,10 @@ def alert_json_head(alert: Alert) -> str:
         "threshold_working_minutes": alert.threshold_minutes}).decode()[:-1]
 
 
-async def publish_alerts(client: aioredis.Redis, prefix: str, alerts: Iterable[Alert], maxlen: int) -> int:
+def queue_alerts(pipe: aioredis.client.Pipeline, prefix: str, alerts: Iterable[Alert], maxlen: int) -> int:
     """Append each new alert to the stream and the live channel; an alert id seen before is skipped.
-    One script call per chunk: claim the id, read the unit's points at stake, publish."""
+    One script call per chunk (claim the id, read the unit's points at stake, publish), each
+    replying how many it published. Returns the number of calls queued on `pipe`."""
     rows = []
     months: dict[str, str] = {}
     for alert in alerts:
@@ -149,11 +152,10 @@ async def publish_alerts(client: aioredis.Redis, prefix: str, alerts: Iterable[A
             months[month] = parse_period(f"month:{month}").key
         rows.append((alert.alert_id, f"{prefix}:stake:{months[month]}", alert.unit or "", alert.kind,
                      alert_json_head(alert)))
-    sent = 0
     for start in range(0, len(rows), SCRIPT_CHUNK):
-        sent += int(await client.eval(_ALERT_SCRIPT, 0, prefix, maxlen, ALERT_MARKER_SECONDS,
-                                      orjson.dumps(rows[start:start + SCRIPT_CHUNK])))
-    return sent
+        pipe.eval(_ALERT_SCRIPT, 0, prefix, maxlen, ALERT_MARKER_SECONDS,
+                  orjson.dumps(rows[start:start + SCRIPT_CHUNK]))
+    return -(-len(rows) // SCRIPT_CHUNK)
 
 
 # ARGV: prefix, stream max length, marker seconds, JSON rows [id, stake key, unit, kind, body without

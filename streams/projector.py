@@ -67,19 +67,26 @@ class Projector:
     def overall_as_of(self) -> int:
         return max(self.as_of.values(), default=0)
 
-    def tallies(self, period: str) -> dict[tuple[str, str, str], int]:
-        pooled: dict[tuple[str, str, str], int] = {}
+    def owners(self, period: str) -> dict[str, dict[str, int]]:
+        """The period's counters per owner, pooled over the sources."""
+        pooled: dict[str, dict[str, int]] = {}
         for source, owner in self.by_period.get(period, ()):
-            for name, value in self.entries[(source, owner, period)].items():
-                key = (owner, period, name)
-                pooled[key] = pooled.get(key, 0) + value
-        return pooled
+            counters = self.entries[(source, owner, period)]
+            mine = pooled.get(owner)
+            if mine is None:
+                pooled[owner] = dict(counters)
+            else:
+                for name, value in counters.items():
+                    mine[name] = mine.get(name, 0) + value
+        # As `split_by_owner` gives the batch scorer: no zero counters, no owner without counters.
+        return {owner: nonzero for owner, counters in pooled.items()
+                if (nonzero := {name: value for name, value in counters.items() if value})}
 
     def score(self, period: str) -> tuple[list[UnitScore], list[OfficerTally]]:
-        reporting = parse_period(period)
-        tallies = self.tallies(period)
-        units = score_units(tallies, reporting, self.overall_as_of, self.directory, self.ruleset, self.calendar)
-        return units, officer_tallies(tallies, reporting, units, self.ruleset)
+        owners = self.owners(period)
+        units = score_units(owners, parse_period(period), self.overall_as_of, self.directory, self.ruleset,
+                            self.calendar)
+        return units, officer_tallies(owners, units, self.ruleset)
 
     def periods(self) -> list[str]:
         return sorted(period for period, members in self.by_period.items() if members)

@@ -133,7 +133,7 @@ def test_petition_timeliness_and_zero_over_zero(ruleset, calendar):
 
 
 def test_officer_tallies_and_the_points_they_cost(ruleset, calendar):
-    from scoring.rollup import officer_tallies
+    from scoring.rollup import officer_tallies, split_by_owner
 
     events = [
         received("D1", "2026-09-01 09:00", "2026-09-03 17:00"),
@@ -145,8 +145,8 @@ def test_officer_tallies_and_the_points_they_cost(ruleset, calendar):
         *on_time("D3", day=5),
     ]
     units, engine = scored(ruleset, calendar, events)
-    tallies = {t.officer: t for t in officer_tallies(engine.full_tallies(ts("2026-09-30 23:59:59")),
-                                                     parse_period("month:2026-09"), list(units.values()), ruleset)}
+    owners = split_by_owner(engine.full_tallies(ts("2026-09-30 23:59:59")), "month:2026-09")
+    tallies = {t.officer: t for t in officer_tallies(owners, list(units.values()), ruleset)}
     assert tallies["O1"].counters["steps_on_time"] == 1
     assert tallies["O2"].counters["steps_late"] == 1 and tallies["O2"].counters["late_completed"] == 1
     assert tallies["O3"].counters["overdue_held"] == 1 and tallies["O3"].counters["steps_open_late"] == 1
