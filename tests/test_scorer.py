@@ -1,4 +1,4 @@
-"""The worker's Faust-free processing: which events a partition folds and which it sends on."""
+"""The pipeline's Faust-free parts: what a partition folds and sends on, and how a history becomes messages."""
 
 from __future__ import annotations
 
@@ -52,3 +52,28 @@ def test_a_partition_folds_its_own_dossiers_and_sends_every_other_event_to_its_t
         (CATALOG_TOPIC, 0, b"H15.01")]
     dossier_array = decode_message(sent[0][3])
     assert [event.dossier_code for event in dossier_array] == [other, third]  # one message, in order
+
+
+def test_a_history_becomes_arrays_per_topic_partition_and_a_paced_one_flushes_them_on_time():
+    from streams.replay import HistoryCount, history_messages
+
+    taken: set[str] = set()
+    codes = [code_in(partition, taken) for partition in (0, 1, 0, 1, 0)]
+    lines = [ev.encode(received(code, "2026-09-01 09:00", "2026-09-05 17:00")) for code in codes]
+    lines.insert(2, b"{broken")
+
+    count = HistoryCount()
+    messages = list(history_messages(lines, PARTITIONS, count, batch_events=2))
+    assert (count.lines, count.events, count.malformed) == (6, 5, 1)
+    arrays = [(m.topic, m.partition, [e.dossier_code for e in decode_message(m.value)]) for m in messages
+              if m.key is not None]
+    assert arrays == [(DOSSIER_TOPIC, 0, codes[0:3:2]), (DOSSIER_TOPIC, 1, codes[1:4:2]),
+                      (DOSSIER_TOPIC, 0, [codes[4]])]  # full arrays first, the rest at the end
+    assert [m.value for m in messages if m.key is None] == [b"{broken"]  # sent as it is, for dead-letter
+
+    paced = list(history_messages(lines, PARTITIONS, HistoryCount(), batch_events=100, flush_every=3))
+    pauses = [index for index, message in enumerate(paced) if message is None]
+    assert len(pauses) == 2  # after lines 3 and 6, each after the arrays filled so far
+    assert all(paced[index - 1] is not None for index in pauses)
+    assert sorted(e.dossier_code for m in paced if m is not None and m.key is not None
+                  for e in decode_message(m.value)) == sorted(codes)
