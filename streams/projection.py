@@ -108,7 +108,7 @@ for _, row in ipairs(cjson.decode(ARGV[2])) do
     local old = {}
     for i = 1, #entry, 2 do old[entry[i]] = entry[i + 1] end
     local list = old['list']
-    if list == 'late' then list = 'late:' .. old['month'] end
+    if list == 'late' then list = 'late:' .. (old['month'] or '') end
     if list ~= 'open' then
       local base = prefix .. ':' .. list
       if old['unit'] ~= '' then redis.call('ZREM', base .. ':unit:' .. old['unit'], code) end
