@@ -26,7 +26,6 @@ from scoring.lifecycle import DossierState, Outcome, Step
 from scoring.periods import Period, month_index, period_keys_at_month, periods_between, periods_of
 from scoring.ruleset import Ruleset
 
-TallyKey = tuple[str, str, str]  # (owner, period key, counter name)
 Block = tuple[str, tuple[str, ...], tuple[str, ...]]  # (owner, period keys, counter names): +1 for each pair
 Part = tuple[Block, ...]
 Contribution = tuple[Part, ...]
@@ -273,7 +272,8 @@ def count_blocks(blocks: dict[Block, int], contribution: Contribution) -> None:
 
 def add_blocks(pairs: dict[tuple[str, str], dict[str, int]], blocks: dict[Block, int]) -> set[tuple[str, str]]:
     """Add block counts into counters kept per (owner, period), dropping counters that reach zero;
-    returns the pairs that changed. What `expand` does, straight into the running tallies."""
+    returns the pairs that changed. Many dossiers share a block, so this runs once per distinct
+    block rather than once per dossier."""
     changed: set[tuple[str, str]] = set()
     for (owner, periods, names), count in blocks.items():
         if not count:
@@ -293,20 +293,6 @@ def add_blocks(pairs: dict[tuple[str, str], dict[str, int]], blocks: dict[Block,
                 del pairs[pair]
             changed.add(pair)
     return changed
-
-
-def expand(blocks: dict[Block, int]) -> dict[TallyKey, int]:
-    """Block counts → counter changes per (owner, period, counter). Many dossiers share a block,
-    so this runs once per distinct block rather than once per dossier."""
-    tallies: dict[TallyKey, int] = {}
-    for (owner, periods, names), count in blocks.items():
-        if not count:
-            continue
-        for period in periods:
-            for name in names:
-                key = (owner, period, name)
-                tallies[key] = tallies.get(key, 0) + count
-    return tallies
 
 
 # --- petitions (PAKN) ---------------------------------------------------------------------------

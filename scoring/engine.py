@@ -155,22 +155,27 @@ class Engine:
         since = self._emitted_at.get(key, state.received_at - 1)
         self.alerts += alerts_between(state, since, as_of, *self._alert_args(state))
 
-    def full_tallies(self, as_of: int, remember: bool = False) -> Counter:
-        """Every counter recomputed from the states as of `as_of`; with `remember`, each
-        contribution is also kept as the one last tallied."""
+    def full_pairs(self, as_of: int, remember: bool = False) -> dict[Pair, Counters]:
+        """Every counter recomputed from the states as of `as_of`, per (owner, period); with
+        `remember`, each contribution is also kept as the one last tallied."""
         blocks: dict = {}
         for key in self._keys():
             contribution = self.contribution(key, as_of)
             if remember:
                 self._last[key] = contribution
             contrib.count_blocks(blocks, contribution)
-        return Counter(contrib.expand(blocks))
+        pairs: dict[Pair, Counters] = {}
+        contrib.add_blocks(pairs, blocks)
+        return pairs
+
+    def full_tallies(self, as_of: int) -> Counter:
+        """`full_pairs` as one flat mapping (owner, period, counter) → value."""
+        return _flat(self.full_pairs(as_of))
 
     @property
     def tallies(self) -> Counter:
         """The current counters as one flat mapping (owner, period, counter) → value."""
-        return Counter({(owner, period, name): value for (owner, period), counters in self.pairs.items()
-                        for name, value in counters.items()})
+        return _flat(self.pairs)
 
     def _keys(self) -> Iterable[tuple[str, str]]:
         yield from ((DOSSIER, code) for code in self.dossiers)
@@ -226,10 +231,7 @@ class Engine:
         """After a catalogue change every contribution may differ: recompute all, return the pairs
         whose counters changed."""
         self._last.clear()
-        fresh: dict[Pair, Counters] = {}
-        for (owner, period, name), value in self.full_tallies(as_of, remember=True).items():
-            if value:
-                fresh.setdefault((owner, period), {})[name] = value
+        fresh = self.full_pairs(as_of, remember=True)
         changed = {pair for pair in fresh.keys() | self.pairs.keys() if fresh.get(pair) != self.pairs.get(pair)}
         self.pairs = fresh
         self._schedule.clear()
@@ -256,3 +258,8 @@ class Engine:
         self.as_of = max(as_of, self.as_of or 0)
         self._rebuild(self.as_of)
         self._directory_version = self.directory.version
+
+
+def _flat(pairs: dict[Pair, Counters]) -> Counter:
+    return Counter({(owner, period, name): value for (owner, period), counters in pairs.items()
+                    for name, value in counters.items()})
