@@ -168,8 +168,9 @@ def build_app(settings: Settings) -> faust.App:
         for letter in result.dead_letters:
             metrics.REJECTED.labels(reason=letter.rejection.reason).inc()
             await dead_letter_topic.send(value=orjson.dumps(letter.as_json()))
-        for topic, partition, key, value in rerouted_messages(result.reroute, settings.partitions):
-            await source_topics[topic].send(key=key, value=value, partition=partition)
+        for rerouted in rerouted_messages(result.reroute, settings.partitions):
+            await source_topics[rerouted.topic].send(key=rerouted.key, value=rerouted.value,
+                                                     partition=rerouted.partition)
         pipe = redis.pipeline(transaction=False)
         listing_calls = queue_listings(pipe, prefix, result.listings)
         alert_calls = queue_alerts(pipe, prefix, result.alerts, settings.alert_stream_maxlen)

@@ -27,7 +27,7 @@ from schemas import events as ev
 from scoring.engine import petition_link
 from scoring.lifecycle import epoch_seconds
 from streams.config import CATALOG_TOPIC, CONTROL_HEADER, DOSSIER_TOPIC, PETITION_TOPIC, Settings
-from streams.partitioning import partition_for
+from streams.partitioning import ArrayGrouper, Outgoing
 from streams.topics import ensure_topics
 
 BATCH_EVENTS = 500
@@ -43,16 +43,6 @@ class Published:
 
 
 @dataclass
-class Outgoing:
-    """One message of a published history: `topic` is the topic's name without the namespace."""
-
-    topic: str
-    partition: int
-    key: bytes | None
-    value: bytes
-
-
-@dataclass
 class HistoryCount:
     lines: int = 0
     events: int = 0
@@ -65,23 +55,17 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
     """The messages a history becomes, in order, each array as soon as it is full. With
     `flush_every`, all partly filled arrays go out every that many lines, followed by None (a
     point where a paced publisher may wait). `count` is kept up to date as lines are read."""
-    pending: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
-
-    def array(topic: str, partition: int) -> Outgoing:
-        group = pending.pop((topic, partition))
-        return Outgoing(topic, partition, group[0][0].encode(), b"[" + b",".join(body for _, body in group) + b"]")
+    arrays = ArrayGrouper(partitions, batch_events)
 
     def add(topic: str, key: str, body: bytes) -> Iterator[Outgoing]:
-        partition = partition_for(key, partitions)
-        group = pending.setdefault((topic, partition), [])
-        group.append((key, body))
-        if len(group) >= batch_events:
-            yield array(topic, partition)
+        filled = arrays.add(topic, key, body)
+        if filled is not None:
+            yield filled
 
     for line in lines:
         count.lines += 1
         if flush_every and count.lines % flush_every == 0:
-            yield from [array(topic, partition) for topic, partition in list(pending)]
+            yield from arrays.drain()
             yield None
         line = line.strip()
         if not line:
@@ -104,7 +88,7 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
                 yield from add(DOSSIER_TOPIC, event.dossier_code, ev.encode(petition_link(event)))
         else:
             yield Outgoing(CATALOG_TOPIC, 0, key.encode(), line)
-    yield from [array(topic, partition) for topic, partition in list(pending)]
+    yield from arrays.drain()
 
 
 async def _catalog_end(settings: Settings) -> int:

@@ -21,7 +21,7 @@ from scoring.engine import DOSSIER, Engine, petition_link
 from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring, end_time
 from scoring.ruleset import Ruleset
 from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC
-from streams.partitioning import partition_for
+from streams.partitioning import ArrayGrouper, Outgoing, partition_for
 
 TallyPair = tuple[str, str]  # (owner, period)
 _dossier_codec = msgspec.msgpack.Encoder()
@@ -98,15 +98,13 @@ def home_topic(event: ev.EventBase) -> str:
     return CATALOG_TOPIC
 
 
-def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) -> list[tuple[str, int, bytes, bytes]]:
-    """Events to send on as (topic, partition, key, value): one JSON array per topic partition, so a
-    batch that brought many foreign events sends a few messages, not one per event."""
-    groups: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
+def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) -> list[Outgoing]:
+    """Events to send on: one JSON array per topic partition, so a batch that brought many foreign
+    events sends a few messages, not one per event."""
+    arrays = ArrayGrouper(partitions)
     for topic, key, body in reroute:
-        partition = 0 if topic == CATALOG_TOPIC else partition_for(key, partitions)
-        groups.setdefault((topic, partition), []).append((key, body))
-    return [(topic, partition, group[0][0].encode(), b"[" + b",".join(body for _, body in group) + b"]")
-            for (topic, partition), group in groups.items()]
+        arrays.add(topic, key, body, partition=0 if topic == CATALOG_TOPIC else None)
+    return arrays.drain()
 
 
 class SourceScorer:

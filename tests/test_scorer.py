@@ -47,10 +47,10 @@ def test_a_partition_folds_its_own_dossiers_and_sends_every_other_event_to_its_t
     assert [(topic, key) for topic, key, _ in result.reroute] == [
         (DOSSIER_TOPIC, other), (PETITION_TOPIC, "PK-1"), (CATALOG_TOPIC, "H15.01"), (DOSSIER_TOPIC, third)]
     sent = rerouted_messages(result.reroute, PARTITIONS)
-    assert [(topic, partition, key) for topic, partition, key, _ in sent] == [
+    assert [(message.topic, message.partition, message.key) for message in sent] == [
         (DOSSIER_TOPIC, 2, other.encode()), (PETITION_TOPIC, partition_for("PK-1", PARTITIONS), b"PK-1"),
         (CATALOG_TOPIC, 0, b"H15.01")]
-    dossier_array = decode_message(sent[0][3])
+    dossier_array = decode_message(sent[0].value)
     assert [event.dossier_code for event in dossier_array] == [other, third]  # one message, in order
 
 
