@@ -16,17 +16,14 @@ import asyncio
 import logging
 import os
 import time
-import weakref
 from collections import defaultdict
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from typing import Any
 
 import faust
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.streams import _current_event
 
 from cli.resources import load_calendar, load_ruleset
 from schemas import decode
@@ -97,8 +94,8 @@ def build_app(settings: Settings) -> faust.App:
                        use_partitioner=True),
     }
     tally_table = app.Table("tallies", key_type=bytes, value_type=bytes, partitions=1, use_partitioner=True)
-    writers = {kind: TableWriter(app, table) for kind, table in tables.items()}
-    tally_writer = TableWriter(app, tally_table)
+    writers = {kind: TableWriter(app, table, f"{kind}-state") for kind, table in tables.items()}
+    tally_writer = TableWriter(app, tally_table, "tallies")
 
     @app.task
     async def follow_catalog() -> None:
@@ -154,10 +151,7 @@ def build_app(settings: Settings) -> faust.App:
         """Send what a batch of one source produced; returns the rest to await (Redis writes and
         changelog deliveries), so that the sources of one batch wait for them together."""
         states = {code.encode(): value for code, value in result.state_writes.items()}
-        with acting_for(partition_events.get(result.source)):
-            writers[kind].store(states)
-        deliveries = await writers[kind].send(int(result.source[1:]), states)
-        metrics.TABLE_WRITES.labels(table=f"{kind}-state").inc(len(states))
+        deliveries = await writers[kind].write(int(result.source[1:]), states, partition_events.get(result.source))
         entries = result.tallies
         if replaced is not None:  # first batch since (re)start: all of the source's tallies
             merged = {(owner, period): counters for owner, period, counters in replaced}
@@ -277,10 +271,7 @@ def build_app(settings: Settings) -> faust.App:
                     tokens.append((message["watermark"], message["source"], int(message["as_of"])))
                     # Another worker's source may have read further into the catalogue than this one.
                     await catalogue_through(int(message.get("catalog_end", 0)))
-            with acting_for(events[-1] if events else None):
-                tally_writer.store(writes)
-            deliveries = await tally_writer.send(0, writes)
-            metrics.TABLE_WRITES.labels(table="tallies").inc(len(writes))
+            deliveries = await tally_writer.write(0, writes, events[-1] if events else None)
             clock_moved = projector.overall_as_of != before
             if tokens or (clock_moved and time.monotonic() - last_full_rescore[0] > FULL_RESCORE_SECONDS):
                 touched |= set(projector.periods())
@@ -336,24 +327,6 @@ def build_app(settings: Settings) -> faust.App:
         await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
 
     return app
-
-
-@contextmanager
-def acting_for(event: faust.EventT | None) -> Iterator[None]:
-    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
-
-    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
-    from the current event, which `take_events` batches do not set; the writes of a batch all belong
-    to one input partition, so any of its events stands in.
-    """
-    if event is None:
-        yield
-        return
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def _merge(result: BatchResult, later: BatchResult) -> None:

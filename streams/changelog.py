@@ -15,25 +15,39 @@ before committing).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import faust
 from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faust.streams import _current_event
+
+from streams import metrics
 
 RECORD_BATCH_BYTES = 1024 * 1024  # the broker's default message.max.bytes is just above this
 
 
 class TableWriter:
-    def __init__(self, app: faust.App, table: faust.Table):
-        self.app, self.table = app, table
+    def __init__(self, app: faust.App, table: faust.Table, metric_label: str):
+        self.app, self.table, self.metric_label = app, table, metric_label
 
     @property
     def topic(self) -> str:
         return self.table.changelog_topic.get_topic_name()
 
+    async def write(self, partition: int, items: Mapping[bytes, bytes | None],
+                    event: faust.EventT | None) -> list[asyncio.Future]:
+        """Store `items` (None deletes) on behalf of `event`, one of the batch's events of
+        `partition`, and queue their changelog records; returns the delivery futures."""
+        with acting_for(event):
+            self.store(items)
+        metrics.TABLE_WRITES.labels(table=self.metric_label).inc(len(items))
+        return await self.send(partition, items)
+
     def store(self, items: Mapping[bytes, bytes | None]) -> None:
-        """Put the values in the table's store (the caller provides the current event for RocksDB)."""
+        """Put the values in the table's store (the current event must be set for RocksDB)."""
         data = self.table.data
         for key, value in items.items():
             if value is None:
@@ -81,3 +95,21 @@ async def delivered(deliveries: list[asyncio.Future]) -> None:
     """Until every record batch is on the broker; raises the first delivery error."""
     if deliveries:
         await asyncio.gather(*deliveries)
+
+
+@contextmanager
+def acting_for(event: faust.EventT | None) -> Iterator[None]:
+    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
+
+    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
+    from the current event, which `take_events` batches do not set; the writes of a batch all belong
+    to one input partition, so any of its events stands in.
+    """
+    if event is None:
+        yield
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -194,29 +194,8 @@ class QuietMonitor(Monitor):
     updates on the hot path. The per-partition end offsets the consumer reports are still kept.
     """
 
-    def on_message_in(self, *args: Any, **kwargs: Any) -> None:
+    def _ignore(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    def on_stream_event_in(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_message_out(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_table_get(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_table_set(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_table_del(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_send_initiated(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    on_message_in = on_stream_event_in = on_stream_event_out = on_message_out = _ignore
+    on_table_get = on_table_set = on_table_del = on_send_initiated = on_send_completed = _ignore
