@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-from scoring.calendar import local
+from scoring.calendar import iso
 from scoring.periods import Period, parse_period, period_at
 from scoring.ruleset import Ruleset
 
@@ -42,10 +42,6 @@ class Page:
             raise NotFound("page_out_of_range", f"page {self.number} is past the end ({total} items, "
                                                 f"{self.size} a page)")
         return start, min(total, start + self.size)
-
-
-def iso(moment: float | int | None) -> str | None:
-    return local(int(moment)).isoformat() if moment is not None else None
 
 
 class Projection:

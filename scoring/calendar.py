@@ -26,6 +26,11 @@ def local(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, VIETNAM)
 
 
+def iso(moment: float | None) -> str | None:
+    """ISO-8601 in Vietnam time of epoch seconds (whole seconds), or None."""
+    return local(int(moment)).isoformat() if moment is not None else None
+
+
 _MIDNIGHTS: dict[date, int] = {}  # one entry per calendar day ever asked for: a few thousand
 
 

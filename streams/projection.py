@@ -31,7 +31,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from scoring.alerts import Alert
-from scoring.calendar import local
+from scoring.calendar import iso, local
 from scoring.periods import parse_period
 from scoring.report import unit_json
 from scoring.rollup import OfficerTally, UnitScore
@@ -41,10 +41,6 @@ from streams.scorer import Listing
 
 ALERT_MARKER_SECONDS = 30 * 86400
 SCRIPT_CHUNK = 2000  # rows per script call: Redis serves nothing else while a script runs
-
-
-def iso(moment: int | None) -> str | None:
-    return local(moment).isoformat() if moment is not None else None
 
 
 async def write_scores(client: aioredis.Redis, prefix: str, period: str, as_of: int, ruleset: Ruleset,
