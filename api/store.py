@@ -6,6 +6,7 @@ orders, pages and joins. It never touches Kafka or the worker tables.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -42,6 +43,12 @@ class Page:
             raise NotFound("page_out_of_range", f"page {self.number} is past the end ({total} items, "
                                                 f"{self.size} a page)")
         return start, min(total, start + self.size)
+
+
+def alert_entry_wanted(fields: dict[bytes, bytes], unit: str | None, kinds: Collection[str]) -> bool:
+    """Whether an entry of the alert stream passes the filters (no unit / no kinds: any)."""
+    return ((unit is None or fields.get(b"unit", b"").decode() == unit)
+            and (not kinds or fields.get(b"kind", b"").decode() in kinds))
 
 
 class Projection:
@@ -194,9 +201,7 @@ class Projection:
         """The newest alerts first, filtered; scans at most 20 × limit stream entries."""
         found: list[dict] = []
         for _, fields in await self.client.xrevrange(self.key("alerts"), count=limit * 20):
-            if unit and fields.get(b"unit", b"").decode() != unit:
-                continue
-            if kind and fields.get(b"kind", b"").decode() != kind:
+            if not alert_entry_wanted(fields, unit, (kind,) if kind else ()):
                 continue
             found.append(orjson.loads(fields[b"alert"]))
             if len(found) >= limit:

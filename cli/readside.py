@@ -177,6 +177,8 @@ def alerts(
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
+    from api.store import alert_entry_wanted
+
     kinds = set(kind or ())
     unknown = kinds - {"approaching", "apology_due", "overdue"}
     if unknown:
@@ -191,10 +193,6 @@ def alerts(
         else:
             out.print(f"[bold]{alert['kind']}[/] {alert['dossier']} · {alert['unit']} · {alert.get('officer') or '—'}"
                       f" · due {alert['due']} · stake {alert.get('points_at_stake')}")
-
-    def wanted(fields: dict) -> bool:
-        return ((unit is None or fields.get(b"unit", b"").decode() == unit)
-                and (not kinds or fields.get(b"kind", b"").decode() in kinds))
 
     async def run() -> None:
         client = aioredis.from_url(_redis_url())
@@ -211,7 +209,7 @@ def alerts(
                 answer = await client.xreadgroup(consumer_group, consumer, {key: cursor}, count=200, block=block)
                 entries = answer[0][1] if answer else []
                 for entry_id, fields in entries:
-                    if wanted(fields):
+                    if alert_entry_wanted(fields, unit, kinds):
                         show(orjson.loads(fields[b"alert"]))
                     await client.xack(key, consumer_group, entry_id)
                 if cursor == "0" and not entries:
