@@ -11,7 +11,7 @@ import re
 import msgspec
 from msgspec import Struct
 
-from schemas.events import Event
+from schemas.events import Event, unusable_code
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -20,6 +20,13 @@ _event_decoder = msgspec.json.Decoder(Event)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _events_decoder = msgspec.json.Decoder(list[Event])
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+
+
+def _maybe_unusable(data: bytes) -> bool:
+    """A JSON string holds a control character only escaped (after a backslash), and `|` or DEL as
+    themselves: a message with none of the three holds no unusable code and is not searched
+    field by field. Byte values, not one-byte strings: `int in bytes` is a plain memchr."""
+    return 124 in data or 92 in data or 127 in data  # `|`, `\`, DEL
 
 
 class Rejection(Struct, frozen=True):
@@ -73,11 +80,29 @@ def _decode_checked(data: bytes) -> Event | Rejection:
     except UnicodeDecodeError as error:
         return Rejection("not_utf8", f"byte {error.start} is not valid UTF-8", None, data)
     try:
-        return _event_decoder.decode(data)
+        event = _event_decoder.decode(data)
     except msgspec.ValidationError as error:
         return _reject_validation(error, data)
     except msgspec.DecodeError as error:
         return Rejection("not_json", str(error), None, data)
+    except RecursionError:
+        return _too_deep(data)
+    if _maybe_unusable(data):
+        return _checked_codes(event, data)
+    return event
+
+
+def _checked_codes(event: Event, data: bytes) -> Event | Rejection:
+    found = unusable_code(event)
+    if found is None:
+        return event
+    name, code = found
+    return Rejection("unusable_code", f"`{name}` {code!r} holds a control character or `|`, which chiso766 uses"
+                     " to build keys", f"$.{name}", data)
+
+
+def _too_deep(data: bytes) -> Rejection:
+    return Rejection("not_json", "JSON nested deeper than a decoder can follow; no event is nested", None, data)
 
 
 def decode_message(data: bytes) -> list[Event | Rejection]:
@@ -90,9 +115,15 @@ def decode_message(data: bytes) -> list[Event | Rejection]:
         elements = _batch_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         return [Rejection("not_json", f"batch is not a JSON array of objects: {error}", None, data)]
+    except RecursionError:
+        return [_too_deep(data)]
+    if not elements:
+        return [Rejection("empty_array", "the message is an empty JSON array: no event in it", None, data)]
     if all(len(element) <= MAX_EVENT_BYTES for element in elements):
         try:  # the usual case, a batch of valid events, in one pass
-            return _events_decoder.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            events = _events_decoder.decode(data)
+            if not _maybe_unusable(data) or all(unusable_code(event) is None for event in events):
+                return events
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # decoded one by one below, so that only the bad elements are rejected
     return [decode(bytes(element)) for element in elements]

@@ -8,6 +8,7 @@ fields without breaking consumers; unknown event types are rejected.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -15,15 +16,24 @@ import msgspec
 from msgspec import Meta, Struct
 
 SCHEMA_VERSION = 1
+# Instants must fall in the years the working calendar knows holidays for (the `holidays` package
+# computes Vietnam's lunar holidays up to 2100); anything outside is a typo in a source system.
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2100
+MAX_MONEY = 10**15  # VND: above any real fee, below what msgpack state encoding can hold
+# A legal time limit longer than ten years is a data error, and a bound keeps every due date
+# computable within the calendar's years.
+MAX_TIME_LIMIT = {"hours": 20_000, "days": 3_650, "working_days": 2_500, "months": 120}
+# Codes become parts of table keys, officer owners (`UNIT|OFFICER`) and Redis keys: the characters
+# those use as separators, and control characters, cannot be part of a code.
+CODE_SEPARATORS = ("|",)
 
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with a UTC offset")]
 Code = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=512)]
 Channel = Annotated[Literal[1, 2, 3], Meta(description="KenhThucHien: 1 in person, 2 online, 3 postal")]
 Status = Annotated[int, Meta(ge=1, le=10, description="TrangThaiHoSo 1-10 (DOMAIN.md §3)")]
-Money = Annotated[int, Meta(ge=0, description="VND")]
+Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="VND")]
 
 
 class ImpossibleTimestamp(ValueError):
@@ -39,6 +49,22 @@ def _check_years(event: Struct, fields: tuple[str, ...]) -> None:
             )
 
 
+_UNUSABLE = re.compile(r"[\x00-\x1f\x7f|]")
+
+
+def unusable_code(event: Struct) -> tuple[str, str] | None:
+    """The first (field, code) of an event that holds an ASCII control character or `|`: the
+    separators of table keys and officer owners (`UNIT|OFFICER`). None when every code is usable."""
+    for name in event.__code_fields__:  # type: ignore[attr-defined]
+        value = getattr(event, name)
+        if value is None:
+            continue
+        for code in (value,) if value.__class__ is str else value:
+            if _UNUSABLE.search(code):
+                return name, code
+    return None
+
+
 class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True, gc=False):
     event_id: Code
     schema_version: Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
@@ -46,6 +72,7 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
     source: Code = "unknown"
 
     __timestamp_fields__: ClassVar[tuple[str, ...]] = ()
+    __code_fields__: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         # msgspec already refused impossible calendar dates; this refuses implausible years.
@@ -58,9 +85,14 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
 class TimeLimit(Struct, kw_only=True, omit_defaults=True, gc=False):
     """A procedure's legal time limit for one channel (or all channels when `channel` is absent)."""
 
-    value: Annotated[float, Meta(gt=0, le=3650)]
+    value: Annotated[float, Meta(gt=0, le=20_000)]
     unit: Literal["hours", "days", "working_days", "months"]
     channel: Channel | None = None
+
+    def __post_init__(self) -> None:
+        if self.value > MAX_TIME_LIMIT[self.unit]:
+            raise ValueError(f"a time limit of {self.value:g} {self.unit} is over the {MAX_TIME_LIMIT[self.unit]:,}"
+                             f" {self.unit} (ten years) a procedure can have - at `$.value`")
 
 
 # --- dossier events (key: dossier_code) ---------------------------------------------------------
@@ -68,6 +100,7 @@ class TimeLimit(Struct, kw_only=True, omit_defaults=True, gc=False):
 
 class DossierEvent(EventBase, kw_only=True):
     dossier_code: Code
+    __code_fields__ = ("dossier_code",)
 
 
 class DossierReceived(DossierEvent, kw_only=True, tag="dossier.received"):
@@ -82,11 +115,13 @@ class DossierReceived(DossierEvent, kw_only=True, tag="dossier.received"):
     fee_amount: Money = 0
     officer_id: Code | None = None
     __timestamp_fields__ = ("received_at", "due_at")
+    __code_fields__ = ("dossier_code", "unit_code", "procedure_code", "officer_id")
 
 
 class DossierStatusChanged(DossierEvent, kw_only=True, tag="dossier.status_changed"):
     status: Status
     officer_id: Code | None = None
+    __code_fields__ = ("dossier_code", "officer_id")
 
 
 class SupplementRequested(DossierEvent, kw_only=True, tag="dossier.supplement_requested"):
@@ -139,6 +174,7 @@ class ProcessingStep(DossierEvent, kw_only=True, tag="dossier.processing_step"):
     step_due_at: Timestamp
     completed_at: Timestamp | None = None
     __timestamp_fields__ = ("started_at", "step_due_at", "completed_at")
+    __code_fields__ = ("dossier_code", "step_id", "officer_id")
 
 
 class DueReappointed(DossierEvent, kw_only=True, tag="dossier.due_reappointed"):
@@ -151,6 +187,7 @@ class DueReappointed(DossierEvent, kw_only=True, tag="dossier.due_reappointed"):
 
 class PetitionLinked(DossierEvent, kw_only=True, tag="dossier.petition_linked"):
     petition_id: Code
+    __code_fields__ = ("dossier_code", "petition_id")
 
 
 # --- petition (PAKN) events (key: petition_id) --------------------------------------------------
@@ -158,6 +195,7 @@ class PetitionLinked(DossierEvent, kw_only=True, tag="dossier.petition_linked"):
 
 class PetitionEvent(EventBase, kw_only=True):
     petition_id: Code
+    __code_fields__ = ("petition_id",)
 
 
 class PetitionReceived(PetitionEvent, kw_only=True, tag="petition.received"):
@@ -166,6 +204,7 @@ class PetitionReceived(PetitionEvent, kw_only=True, tag="petition.received"):
     received_at: Timestamp
     dossier_code: Code | None = None
     __timestamp_fields__ = ("received_at",)
+    __code_fields__ = ("petition_id", "unit_code", "dossier_code")
 
 
 class PetitionAnswered(PetitionEvent, kw_only=True, tag="petition.answered"):
@@ -197,7 +236,8 @@ class ProcedureUpserted(EventBase, kw_only=True, tag="procedure.upserted"):
     legal_effective_date: date | None = None
     published_at: Timestamp | None = None
     content_parts_present: Annotated[int, Meta(ge=0, le=7)] = 0
-    __timestamp_fields__ = ("published_at",)
+    __timestamp_fields__ = ("published_at", "decision_date", "legal_effective_date")
+    __code_fields__ = ("procedure_code", "authority_unit", "handled_by")
 
 
 HourMinute = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -213,6 +253,17 @@ class UnitUpserted(EventBase, kw_only=True, tag="unit.upserted"):
     offers_e_certified_copy: bool = False
     working_hours: list[tuple[HourMinute, HourMinute]] | None = None
     receipt_cutoff: HourMinute | None = None
+    __code_fields__ = ("unit_code", "parent", "peer_group")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.working_hours is not None:
+            previous_end = "00:00"
+            for start, end in self.working_hours:
+                if not previous_end <= start < end:
+                    raise ValueError(f"working hours must be ordered, non-overlapping windows that end after"
+                                     f" they start, got {self.working_hours} - at `$.working_hours`")
+                previous_end = end
 
 
 DossierEvents = (
@@ -238,6 +289,7 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (*DossierEvents.__args__, *PetitionEvents.__args__, *CatalogEvents.__args__)
 }
+
 
 
 def entity_key(event: EventBase) -> str:

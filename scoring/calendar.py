@@ -26,6 +26,12 @@ def local(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, VIETNAM)
 
 
+def local_day(ts: int) -> int:
+    """The local calendar day of an instant as a day number (days since 1970-01-01 in Vietnam):
+    integer arithmetic, for comparisons on hot paths where a `date` would cost a datetime."""
+    return (ts + 7 * 3600) // DAY
+
+
 def iso(moment: float | None) -> str | None:
     """ISO-8601 in Vietnam time of epoch seconds (whole seconds), or None."""
     return local(int(moment)).isoformat() if moment is not None else None
@@ -116,30 +122,45 @@ class CalendarOverrides:
 
 
 MEMO_LIMIT = 200_000  # entries; a full memo starts over rather than grow with every dossier seen
+# The years the `holidays` package computes Vietnam's holidays for, lunar ones included. Event
+# instants are limited to 2000-2100 at decode; only a due date computed from a long time limit can
+# fall after 2100, and such days count as Monday-Friday working days with no holidays.
+HOLIDAY_YEARS = range(1990, 2101)
 
 
 @dataclass
 class WorkingCalendar:
-    """Monday–Friday minus public holidays, plus official make-up working days (DOMAIN.md §4)."""
+    """Monday–Friday minus public holidays, plus official make-up working days (DOMAIN.md §4).
+    A year's holidays are computed the first time a day of it is asked for."""
 
     overrides: CalendarOverrides = field(default_factory=CalendarOverrides)
-    first_year: int = 2015
-    last_year: int = 2040
 
     def __post_init__(self) -> None:
-        base = holidays.country_holidays("VN", years=range(self.first_year, self.last_year + 1))
-        make_up = set(getattr(base, "weekend_workdays", ()))
-        self._holidays = (frozenset(base) | self.overrides.days_off) - self.overrides.working_days
-        self._make_up = frozenset(make_up | self.overrides.working_days) - self.overrides.days_off
+        self._holidays: set[date] = set()
+        self._make_up: set[date] = set()
+        self._years: set[int] = set()
         self._cache: dict[date, bool] = {}
-        # Alert plans ask for the same instants again each time a dossier is touched.
+        # Alert plans ask for the same instants again each time a dossier is touched, and a dossier's
+        # legal due is asked for each time its findings are.
         self._before: dict[tuple[int, float, WorkingHours], int] = {}
+        self._dues: dict[tuple[int, float, str, WorkingHours], int] = {}
+
+    def _load_year(self, year: int) -> None:
+        self._years.add(year)
+        if year not in HOLIDAY_YEARS:
+            return
+        base = holidays.country_holidays("VN", years=year)
+        overrides = self.overrides
+        self._holidays.update(day for day in base if day not in overrides.working_days)
+        self._make_up.update(day for day in getattr(base, "weekend_workdays", ()) if day not in overrides.days_off)
+        self._holidays.update(day for day in overrides.days_off if day.year == year)
+        self._make_up.update(day for day in overrides.working_days if day.year == year)
 
     def is_working_day(self, day: date) -> bool:
         cached = self._cache.get(day)
         if cached is None:
-            if not self.first_year <= day.year <= self.last_year:
-                raise ValueError(f"{day} is outside the calendar's years {self.first_year}-{self.last_year}")
+            if day.year not in self._years:
+                self._load_year(day.year)
             cached = day in self._make_up or (day.weekday() < 5 and day not in self._holidays)
             self._cache[day] = cached
         return cached
@@ -171,7 +192,9 @@ class WorkingCalendar:
         """When the legal clock starts: received after the cut-off or on a rest day → next working day."""
         moment = local(received_at)
         day, minute = moment.date(), moment.hour * 60 + moment.minute
-        if not self.is_working_day(day) or minute >= hours.receipt_cutoff or minute >= hours.closing:
+        second = minute * 60 + moment.second
+        # "After 15:00": 15:00:00 itself is still the same day's receipt.
+        if not self.is_working_day(day) or second > hours.receipt_cutoff * 60 or minute >= hours.closing:
             return at(self.next_working_day(day), hours.opening)
         for start, end in hours.windows:
             if minute < end:
@@ -253,6 +276,15 @@ class WorkingCalendar:
     def due_at(self, received_at: int, value: float, unit: LimitUnit,
                hours: WorkingHours = STANDARD_HOURS) -> int:
         """The legal due instant of a dossier received at `received_at` with a time limit."""
+        key = (received_at, value, unit, hours)
+        found = self._dues.get(key)
+        if found is None:
+            if len(self._dues) >= MEMO_LIMIT:
+                self._dues.clear()
+            found = self._dues[key] = self._due_at(received_at, value, unit, hours)
+        return found
+
+    def _due_at(self, received_at: int, value: float, unit: LimitUnit, hours: WorkingHours) -> int:
         if value <= 0:
             raise ValueError(f"a time limit must be positive, got {value} {unit}")
         start = self.clock_start(received_at, hours)

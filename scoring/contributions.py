@@ -20,6 +20,7 @@ from msgspec import Struct
 
 from schemas import events as ev
 from scoring import lifecycle as lc
+from scoring import quality
 from scoring.calendar import WorkingCalendar, at, local
 from scoring.directory import Directory
 from scoring.lifecycle import DossierState, Outcome, Step
@@ -58,12 +59,15 @@ def _block(owner: str, periods: Iterable[Period], names: Iterable[str]) -> Block
     return owner, tuple(period.key for period in periods), tuple(sorted(names))
 
 
-def _received_counters(channel: int, fee_bearing: bool, flags: int, procedure: str | None) -> list[str]:
+def _received_counters(channel: int, fee_bearing: bool, flags: int, procedure: str | None,
+                       returns_document: bool) -> list[str]:
+    # 4.2: the result must be digitised too once one is issued — if the procedure returns a document.
+    result_needed = bool(flags & lc.RESULT_ISSUED) and returns_document
     counters = [
         *_pair("DOSSIER_SYNC", bool(flags & lc.SYNCED)),
         *_pair("ONLINE_DOSSIER_SHARE", channel == 2),
         *_pair("SO_HOA_GIAY_TO_GIAI_QUYET", bool(flags & lc.COMPONENTS_DIGITISED)
-               and (not flags & lc.RESULT_ISSUED or bool(flags & lc.RESULT_DIGITISED))),
+               and (not result_needed or bool(flags & lc.RESULT_DIGITISED))),
         *_pair("REUSED_DIGITIZED_DATA", bool(flags & lc.REUSED_DATA)),
         *_pair("SYNCED_WITH_DVCQG_PERSONAL_STORAGE", bool(flags & lc.PERSONAL_STORAGE)),
         *_pair("CITIZEN_DATA_CONNECTED_DOSSIER", bool(flags & lc.POPULATION_DATA)),
@@ -84,6 +88,16 @@ ORIGINAL_RESULT_NAMES = {hit: tuple(sorted(_pair("ORIGINAL_RESULT_AVAILABLE", hi
 STEPS_ON_TIME, STEPS_LATE, STEPS_OPEN_LATE = ("steps_on_time",), ("steps_late",), ("steps_open_late",)
 RECEIVED_FLAGS = (lc.SYNCED | lc.COMPONENTS_DIGITISED | lc.RESULT_ISSUED | lc.RESULT_DIGITISED | lc.REUSED_DATA
                   | lc.PERSONAL_STORAGE | lc.POPULATION_DATA | lc.PAID_ONLINE)
+
+
+def returns_document(state: DossierState, directory: Directory) -> bool:
+    """4.1 and 4.2 follow the catalogue: a procedure that returns a document needs an electronic
+    result whether or not a result event came. Only a procedure missing from the catalogue is
+    judged by its result events."""
+    procedure = directory.procedures.get(state.procedure) if state.procedure is not None else None
+    if procedure is not None:
+        return procedure.returns_document
+    return bool(state.flags & lc.RETURNS_DOCUMENT)
 
 
 def holder_at(state: DossierState, moment: int) -> str | None:
@@ -130,56 +144,69 @@ def _active_part(unit: str, pieces: tuple[tuple[str, Outcome, bool, str | None],
 
 
 # The parts of a dossier's contribution, as bits: which ones an event can change.
-RECEIVED_PART, COMPLETED_PART, ACTIVE_PART, STEPS_PART = 1, 2, 4, 8
-ALL_PARTS = 15
+RECEIVED_PART, COMPLETED_PART, ACTIVE_PART, STEPS_PART, QUALITY_PART = 1, 2, 4, 8, 16
+ALL_PARTS = 31
+PART_COUNT = 5
 TIME_DRIVEN_PARTS = ACTIVE_PART | STEPS_PART  # the only parts that change as "as of" passes next_change()
 PARTS_CHANGED_BY: dict[type, int] = {
     ev.DossierReceived: ALL_PARTS,
-    ev.DossierStatusChanged: RECEIVED_PART | COMPLETED_PART | ACTIVE_PART,
-    ev.SupplementRequested: ACTIVE_PART,
+    ev.DossierStatusChanged: RECEIVED_PART | COMPLETED_PART | ACTIVE_PART | QUALITY_PART,
+    ev.SupplementRequested: ACTIVE_PART | QUALITY_PART,
     ev.SupplementReceived: ACTIVE_PART,
-    ev.FinancialObligationRequested: ACTIVE_PART,
+    ev.FinancialObligationRequested: RECEIVED_PART | ACTIVE_PART | QUALITY_PART,
     ev.PaymentMade: RECEIVED_PART | ACTIVE_PART,
     ev.DigitisationRecorded: RECEIVED_PART,
     ev.ResultIssued: RECEIVED_PART | COMPLETED_PART,
     ev.PortalSyncAcknowledged: RECEIVED_PART,
     ev.DossierRated: ACTIVE_PART,
     ev.ProcessingStep: ACTIVE_PART | STEPS_PART,
-    ev.DueReappointed: ACTIVE_PART,
+    ev.DueReappointed: ACTIVE_PART | QUALITY_PART,
     ev.PetitionLinked: ACTIVE_PART,
 }
 
 
 def dossier_contribution(state: DossierState, as_of: int, context: Context, previous: Contribution = (),
                          stale: int = ALL_PARTS) -> Contribution:
-    """Four parts: counts by receipt period, by completion period, per active period, per officer step.
+    """Five parts: counts by receipt period, by completion period, per active period, per officer
+    step, and data-quality findings (by receipt period).
 
-    With `previous` (the contribution last computed for this dossier), the active and steps parts
-    are reused unless their bit is in `stale` (the receipt and completion parts are cheap and always
-    recomputed): the caller vouches that no event since changed them and that "as of" has
+    With `previous` (the contribution last computed for this dossier), the active, steps and quality
+    parts are reused unless their bit is in `stale` (the receipt and completion parts are cheap and
+    always recomputed): the caller vouches that no event since changed them and that "as of" has
     not reached the dossier's next_change().
     """
     received_at, unit = state.received_at, state.unit
     if received_at is None or unit is None or lc.is_excluded(state, as_of):
         return ()
-    if previous and len(previous) == 4:
+    received_month = month_index(received_at)
+    if previous and len(previous) == PART_COUNT:
         active = previous[2] if not stale & ACTIVE_PART else _active(state, unit, as_of, context)
         steps = previous[3] if not stale & STEPS_PART else _steps(state, unit, as_of, context)
+        findings = previous[4] if not stale & QUALITY_PART else _quality(state, unit, received_month, context)
     else:
         active, steps = _active(state, unit, as_of, context), _steps(state, unit, as_of, context)
+        findings = _quality(state, unit, received_month, context)
     flags, channel, procedure = state.flags, state.channel, state.procedure
-    received_month = month_index(received_at)
-    fee_bearing, received_flags = state.fee > 0, flags & RECEIVED_FLAGS
-    names = _memo(context, ("rn", procedure, channel, fee_bearing, received_flags),
-                  lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure))))
+    fee_bearing, received_flags = state.fee > 0 or bool(flags & lc.FEE_SET), flags & RECEIVED_FLAGS
+    document = returns_document(state, context.directory)
+    names = _memo(context, ("rn", procedure, channel, fee_bearing, received_flags, document),
+                  lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure, document))))
     received = ((unit, period_keys_at_month(received_month), names),)
     completed: Part = ()
     completed_by = state.status_at.get(9) or state.status_at.get(10)
-    if completed_by is not None and completed_by <= as_of and flags & lc.RETURNS_DOCUMENT:
+    if completed_by is not None and completed_by <= as_of and document:
         electronic = bool(flags & lc.RESULT_ELECTRONIC)
         completed = ((unit, period_keys_at_month(month_index(completed_by)),
                       ORIGINAL_RESULT_NAMES[electronic]),)
-    return received, completed, active, steps
+    return received, completed, active, steps, findings
+
+
+def _quality(state: DossierState, unit: str, received_month: int, context: Context) -> Part:
+    found = quality.dossier_findings(state, context.directory, context.calendar)
+    if not found:
+        return ()
+    return _memo(context, ("q", unit, received_month, found),
+                 lambda: ((unit, period_keys_at_month(received_month), quality.counter_names(found)),))
 
 
 def _active(state: DossierState, unit: str, as_of: int, context: Context) -> Part:
@@ -197,7 +224,9 @@ def _active(state: DossierState, unit: str, as_of: int, context: Context) -> Par
         outcome = outcomes.get(judged)
         if outcome is None:
             outcome = outcomes[judged] = lc.classify(state, judged, switches, fallback_due)
-        unhappy = rating is not None and rating[1] == NOT_SATISFIED and rating[0] <= cutoff
+        # 5.4 re-scores a past period when a rating (or a petition) comes after it: a period is
+        # judged with every rating known as of "as of", as petitions always were.
+        unhappy = rating is not None and rating[1] == NOT_SATISFIED and rating[0] <= as_of
         bad = outcome in BAD_OUTCOMES
         officer = None
         if bad:

@@ -45,6 +45,9 @@ PAID_ONLINE = 256
 SYNCED = 512
 PETITION_FILED = 1024
 FEE_PAID = 2048
+FEE_SET = 4096  # a fee set after receipt (financial obligation) or paid: the dossier is fee-bearing
+TERMINAL_STATUSES = frozenset({3, 7, 8, 9, 10})
+PROCESSING_STATUSES = frozenset({4, 5, 6})
 
 
 class Step(Struct, array_like=True, gc=False, frozen=True):
@@ -84,6 +87,8 @@ class DossierState(Struct, array_like=True, gc=False):
     rating: tuple[int, int] | None = None  # (time, rank): max wins
     reappointed: tuple[int, int] | None = None  # (time, new due): max wins
     steps: dict[str, Step] = {}
+    reappointed_dues: list[int] = []  # every distinct re-appointed due: more than one is a finding
+    apology_at: int | None = None  # earliest apology letter sent
 
     @property
     def is_open(self) -> bool:
@@ -154,11 +159,13 @@ def _supplement_received(state: DossierState, event: ev.SupplementReceived, at: 
 def _obligation(state: DossierState, event: ev.FinancialObligationRequested, at: int) -> None:
     _status(state, 6, at)
     _add_time(state.obligation_requests, at)
+    if event.amount > 0:
+        state.flags |= FEE_SET
 
 
 def _payment(state: DossierState, event: ev.PaymentMade, at: int) -> None:
     _add_time(state.obligation_payments, at)
-    state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0)
+    state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0) | (FEE_SET if event.amount > 0 else 0)
 
 
 def _digitisation(state: DossierState, event: ev.DigitisationRecorded, at: int) -> None:
@@ -207,6 +214,11 @@ def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None
     candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
+    _add_time(state.reappointed_dues, candidate[1])
+    if event.apology_sent_at is not None:
+        apology = _seconds(event.apology_sent_at)
+        if state.apology_at is None or apology < state.apology_at:
+            state.apology_at = apology
 
 
 def _petition_linked(state: DossierState, event: ev.PetitionLinked, at: int) -> None:
@@ -263,6 +275,25 @@ def end_time(state: DossierState, cutoff: int) -> int | None:
     return end
 
 
+def supplement_requests(state: DossierState) -> list[int]:
+    """The distinct supplement requests. Sources report one request both as a status change to 5 and
+    as a `supplement_requested` event, and may resend it: request instants with no supplement
+    receipt between them are one request, the earliest (the applicant cannot have been asked twice
+    before answering once)."""
+    requests = state.supplement_requests
+    if len(requests) < 2:
+        return requests
+    receipts = state.supplement_receipts
+    distinct = [requests[0]]
+    index = 0
+    for requested in requests[1:]:
+        while index < len(receipts) and receipts[index] <= distinct[-1]:
+            index += 1
+        if index < len(receipts) and receipts[index] <= requested:
+            distinct.append(requested)
+    return distinct
+
+
 def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, int | None]:
     """Seconds paused by request→resume pairs before `until`, and the start of a pause still open."""
     paused, index = 0, 0
@@ -281,7 +312,7 @@ def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, i
 
 def judged_at(state: DossierState, moment: int, switches: LifecycleSwitches) -> int:
     """The instant compared with the due date: applicant time taken out (DOMAIN.md §3.3)."""
-    paused, pending = _paused(state.supplement_requests, state.supplement_receipts, moment)
+    paused, pending = _paused(supplement_requests(state), state.supplement_receipts, moment)
     if switches.financial_obligation_clock == "paused":
         obligation_paused, obligation_pending = _paused(state.obligation_requests, state.obligation_payments, moment)
         paused += obligation_paused
@@ -297,8 +328,10 @@ def due_for_scoring(state: DossierState, switches: LifecycleSwitches) -> int | N
 
 
 def is_excluded(state: DossierState, cutoff: int) -> bool:
+    """Not a received dossier (yet). A status 3 (refused at reception) for a dossier that has a
+    receipt is an impossible transition: it is reported, and does not undo the receipt."""
     received_at = state.received_at
-    return received_at is None or received_at > cutoff or 3 in state.status_at
+    return received_at is None or received_at > cutoff
 
 
 def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
@@ -312,7 +345,7 @@ def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
     end = end_time(state, cutoff)
     if end is None:
         return Outcome.IN_PROGRESS if judged_at(state, cutoff, switches) <= due else Outcome.OVERDUE
-    if switches.multiple_supplements_late and sum(1 for t in state.supplement_requests if t <= end) > 1:
+    if switches.multiple_supplements_late and sum(1 for t in supplement_requests(state) if t <= end) > 1:
         return Outcome.LATE
     effective = judged_at(state, end, switches)
     if switches.compare == "date":
@@ -336,7 +369,7 @@ def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitche
         return None
     if judged_at(state, after, switches) > due:
         return None
-    paused, pending = _paused(state.supplement_requests, state.supplement_receipts, after)
+    paused, pending = _paused(supplement_requests(state), state.supplement_receipts, after)
     if pending is not None:
         return None  # waiting for the applicant: the clock is stopped
     if switches.financial_obligation_clock == "paused":
@@ -345,6 +378,25 @@ def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitche
             return None
         paused += obligation_paused
     return due + paused + 1
+
+
+def transition_problems(state: DossierState) -> tuple[str, ...]:
+    """Impossible transitions recorded in the state (DOMAIN.md §3): a refusal at reception of a
+    received dossier, a processing status after the dossier ended, and status changes of a dossier
+    never received. Order-independent: computed from the merged state, not from arrival order."""
+    status_at = state.status_at
+    if state.received_at is None:
+        if any(status not in (1, 3, 7) for status in status_at) or state.steps or state.flags:
+            return ("never_received",)
+        return ()
+    problems = []
+    if 3 in status_at:
+        problems.append("refused_after_receipt")
+    last_at, last = state.last_status
+    ended = [status_at[status] for status in (7, 8, 9, 10) if status in status_at]
+    if last in PROCESSING_STATUSES and ended and last_at > min(ended):
+        problems.append("status_after_end")
+    return tuple(problems)
 
 
 def next_recorded_instant(state: DossierState, after: int) -> int | None:

@@ -27,6 +27,7 @@ def unit_json(unit: UnitScore, ruleset: Ruleset) -> dict:
         "groups": {code: as_number(value) for code, value in unit.card.groups.items()},
         "total": as_number(unit.card.total),
         "rank": unit.rank,
+        "findings": unit.findings,
     }
 
 

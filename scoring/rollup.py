@@ -35,8 +35,13 @@ class UnitScore:
     peer_group: str
     counts: dict[str, tuple[int, int]]
     card: ScoreCard
-    outcomes: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)  # `out.*` outcomes, `q.*` findings, `received`
     rank: int = 0
+
+    @property
+    def findings(self) -> dict[str, int]:
+        """Data-quality findings of the unit and everything below it (`scoring.quality`)."""
+        return {name[2:]: value for name, value in sorted(self.outcomes.items()) if name.startswith("q.")}
 
 
 @dataclass
@@ -89,14 +94,15 @@ def _catalogue_counts(top: str, level: str, period: Period, as_of: int, director
         return day is not None and first_day <= day <= last_day
 
     for procedure in directory.procedures.values():
-        if procedure.authority_unit != top:
+        # A procedure under a provincial agency's authority is the province's to publish.
+        if directory.top(procedure.authority_unit) != top:
             continue
         decided = procedure.decision_date
         published_at = procedure.published_at
         published = local(published_at).date() if published_at is not None and published_at <= as_of else None
         if in_period(decided) and procedure.legal_effective_date is not None:
             counts["PUBLISH_ON_TIME"][1] += 1
-            if calendar.working_days_between(decided, procedure.legal_effective_date) >= lead:  # type: ignore[arg-type]
+            if calendar.add_working_days(decided, lead) <= procedure.legal_effective_date:  # type: ignore[arg-type]
                 counts["PUBLISH_ON_TIME"][0] += 1
         if decided is not None:
             deadline = calendar.add_working_days(decided, within)
@@ -130,7 +136,7 @@ def score_units(owners: Mapping[str, Mapping[str, int]], period: Period, as_of: 
                 pair[0] += numerator
                 pair[1] += denominator
             for name, value in own.items():
-                if name.startswith("out.") or name == "received":
+                if name.startswith(("out.", "q.")) or name == "received":
                     outcomes[target][name] = outcomes[target].get(name, 0) + value
     catalogue: dict[str, Counts] = {}
     for code in unit_codes:

@@ -80,7 +80,8 @@ def test_score_json_has_the_contract_shape(history):
     codes = [u["code"] for u in body["units"]]
     assert codes == sorted(codes)
     unit = body["units"][0]
-    assert set(unit) == {"code", "name", "level", "parent", "peer_group", "indicators", "groups", "total", "rank"}
+    assert set(unit) == {"code", "name", "level", "parent", "peer_group", "indicators", "groups", "total", "rank",
+                         "findings"}
     assert set(unit["indicators"]["ON_TIME"]) == {"numerator", "denominator", "score"}
     assert len(unit["indicators"]) == 23
 
@@ -116,9 +117,10 @@ def test_malformed_lines_are_counted_and_never_stop_the_run(history, tmp_path):
     rejects = tmp_path / "rejects.txt"
     result = invoke("score", str(noisy), "--period", "year:2026", "--json", "--rejects", str(rejects))
     assert result.exit_code == 0
-    assert f"{len(lines):,} events read, 4 rejected" in result.stderr  # "[]" is an empty batch
+    assert f"{len(lines):,} events read, 5 rejected" in result.stderr
     assert "unknown_event_type" in result.stderr and "not_json" in result.stderr
-    assert len(rejects.read_bytes().splitlines()) == 4
+    assert "empty_array 1" in result.stderr  # an empty array line is reported, not skipped
+    assert len(rejects.read_bytes().splitlines()) == 5
     clean = invoke("score", str(history), "--period", "year:2026", "--json")
     assert orjson.loads(result.stdout) == orjson.loads(clean.stdout), "nothing valid was lost"
 

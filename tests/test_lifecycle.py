@@ -60,7 +60,7 @@ def test_withdrawn_after_receipt_ends_the_dossier():
 
 def test_status_1_and_3_are_not_received_dossiers():
     assert outcome(status("D", "2026-09-01 08:00", 1)) is Outcome.EXCLUDED
-    assert outcome(received("D", "2026-09-01 09:00", DUE), status("D", "2026-09-01 10:00", 3)) is Outcome.EXCLUDED
+    assert outcome(status("D", "2026-09-01 08:00", 1), status("D", "2026-09-01 10:00", 3)) is Outcome.EXCLUDED
 
 
 def test_supplement_time_is_subtracted():
