@@ -10,11 +10,11 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli import readside, resources, streaming
-from cli.common import dump, err, fail, parse_instant
-from cli.history import ReadStats, missing, open_history, read_events, write_lines
+from cli.check import check, report_findings
+from cli.common import dump, err, fail, not_after, parse_instant
+from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
 from scoring.engine import Engine
@@ -35,6 +35,7 @@ app.command("api")(readside.api)
 app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
+app.command("check")(check)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -107,6 +108,10 @@ def simulate(
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")
 
 
+NowOption = Annotated[str | None, typer.Option(
+    "--now", help="The moment of processing (default: the wall clock); events dated after it are refused.")]
+
+
 @app.command()
 def score(
     history: Annotated[str, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin.")],
@@ -114,6 +119,7 @@ def score(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of (default: latest event).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     rejects: Annotated[Path | None, typer.Option(help="Write rejected lines with reasons here.")] = None,
+    now: NowOption = None,
     ruleset_path: RulesetOption = None,
     lang: LangOption = Language.vi,
 ) -> None:
@@ -127,50 +133,19 @@ def score(
     ruleset = _ruleset(ruleset_path)
     cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
     engine = Engine(ruleset, resources.load_calendar())
-    stats = ReadStats()
-    with open_history(history) as stream, _progress() as progress:
-        task = progress.add_task("replay", total=None)
-        reject_file = rejects.open("wb") if rejects else None
-        try:
-            events = read_events(stream, stats, reject_file)
-            if cutoff is not None:
-                events = (e for e in events if e.occurred_at.timestamp() <= cutoff)
-            engine.load(_ticking(events, progress, task))
-        finally:
-            if reject_file:
-                reject_file.close()
+    stats = load_history(history, engine, cutoff, not_after(now), rejects)
     moment = cutoff if cutoff is not None else engine.latest_event_at
     if moment is None:
         fail(f"{history} holds no valid event ({sum(stats.rejected.values())} rejected)")
     units = engine.score_units(reporting, moment)
-    _report_rejects(stats)
+    report_rejects(stats)
+    report_findings(units)
     if as_json:
         dump(report_json(reporting.key, moment, ruleset, units))
     else:
         from cli.tables import ranked_table
 
         out.print(ranked_table(units, reporting.key, moment, ruleset, LABELS[lang]))
-
-
-def _ticking(events, progress: Progress, task) -> object:
-    for count, event in enumerate(events, start=1):
-        if count % 20000 == 0:
-            progress.update(task, completed=count)
-        yield event
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} events"),
-                    TimeElapsedColumn(), console=err, transient=True)
-
-
-def _report_rejects(stats: ReadStats) -> None:
-    total = sum(stats.rejected.values())
-    err.print(f"{stats.events:,} events read, {total:,} rejected")
-    if total:
-        err.print("  by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in stats.rejected.most_common()))
-        for line, reason in stats.examples[:5]:
-            err.print(f"  line {line}: {reason}")
 
 
 def main() -> None:

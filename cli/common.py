@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from typing import NoReturn
 
 import orjson
 import typer
 from rich.console import Console
+
+from schemas.decode import FUTURE_TOLERANCE_SECONDS
 
 err = Console(stderr=True)
 
@@ -32,3 +35,10 @@ def parse_instant(text: str, option: str) -> int:
 def dump(data: object) -> None:
     """JSON for machines, on stdout."""
     sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def not_after(now: str | None) -> int:
+    """Epoch seconds after which an event is refused as `future_time`: `--now` (default: the wall
+    clock — the CLI's one reading of it) plus the tolerance for drifting source clocks."""
+    moment = parse_instant(now, "--now") if now is not None else int(time.time())
+    return moment + FUTURE_TOLERANCE_SECONDS

@@ -7,14 +7,17 @@ and the portal's own sync protocol send). One bad element of a batch rejects onl
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import msgspec
 from msgspec import Struct
 
-from schemas.events import Event, unusable_code
+from schemas.events import Event, encode, future_field, unusable_code
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# How far ahead of the moment it is processed an event may be dated (clocks of source systems drift).
+FUTURE_TOLERANCE_SECONDS = 600
 
 _event_decoder = msgspec.json.Decoder(Event)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -105,8 +108,27 @@ def _too_deep(data: bytes) -> Rejection:
     return Rejection("not_json", "JSON nested deeper than a decoder can follow; no event is nested", None, data)
 
 
-def decode_message(data: bytes) -> list[Event | Rejection]:
-    """Decode a Kafka message: one event, or a JSON array of events decoded one by one."""
+def decode_message(data: bytes, not_after: int | None = None) -> list[Event | Rejection]:
+    """Decode a Kafka message: one event, or a JSON array of events decoded one by one. With
+    `not_after` (epoch seconds: the moment of processing plus a tolerance), an event dated later is
+    rejected as `future_time`: one typo dated 2099 must not move every dossier's clock."""
+    items = _decode_message(data)
+    if not_after is None:
+        return items
+    limit = datetime.fromtimestamp(not_after, UTC)
+    return [_future_rejection(item, limit) if not isinstance(item, Rejection) else item for item in items]
+
+
+def _future_rejection(event: Event, limit: datetime) -> Event | Rejection:
+    name = future_field(event, limit)
+    if name is None:
+        return event
+    value = getattr(event, name)
+    return Rejection("future_time", f"`{name}` {value.isoformat()} is later than the moment it was processed"
+                     f" ({limit.isoformat()}, tolerance included)", f"$.{name}", encode(event))
+
+
+def _decode_message(data: bytes) -> list[Event | Rejection]:
     if len(data) > MAX_MESSAGE_BYTES:
         return [Rejection("oversized", f"{len(data)} bytes, the limit is {MAX_MESSAGE_BYTES}", None, data)]
     if data[:1] != b"[" and data.lstrip()[:1] != b"[":

@@ -73,6 +73,8 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
 
     __timestamp_fields__: ClassVar[tuple[str, ...]] = ()
     __code_fields__: ClassVar[tuple[str, ...]] = ()
+    # Instants that state something that already happened (not dues): none may lie in the future.
+    __fact_fields__: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         # msgspec already refused impossible calendar dates; this refuses implausible years.
@@ -115,6 +117,7 @@ class DossierReceived(DossierEvent, kw_only=True, tag="dossier.received"):
     fee_amount: Money = 0
     officer_id: Code | None = None
     __timestamp_fields__ = ("received_at", "due_at")
+    __fact_fields__ = ("received_at",)
     __code_fields__ = ("dossier_code", "unit_code", "procedure_code", "officer_id")
 
 
@@ -174,6 +177,7 @@ class ProcessingStep(DossierEvent, kw_only=True, tag="dossier.processing_step"):
     step_due_at: Timestamp
     completed_at: Timestamp | None = None
     __timestamp_fields__ = ("started_at", "step_due_at", "completed_at")
+    __fact_fields__ = ("started_at", "completed_at")
     __code_fields__ = ("dossier_code", "step_id", "officer_id")
 
 
@@ -183,6 +187,7 @@ class DueReappointed(DossierEvent, kw_only=True, tag="dossier.due_reappointed"):
     new_due_at: Timestamp
     apology_sent_at: Timestamp | None = None
     __timestamp_fields__ = ("new_due_at", "apology_sent_at")
+    __fact_fields__ = ("apology_sent_at",)
 
 
 class PetitionLinked(DossierEvent, kw_only=True, tag="dossier.petition_linked"):
@@ -204,6 +209,7 @@ class PetitionReceived(PetitionEvent, kw_only=True, tag="petition.received"):
     received_at: Timestamp
     dossier_code: Code | None = None
     __timestamp_fields__ = ("received_at",)
+    __fact_fields__ = ("received_at",)
     __code_fields__ = ("petition_id", "unit_code", "dossier_code")
 
 
@@ -237,6 +243,7 @@ class ProcedureUpserted(EventBase, kw_only=True, tag="procedure.upserted"):
     published_at: Timestamp | None = None
     content_parts_present: Annotated[int, Meta(ge=0, le=7)] = 0
     __timestamp_fields__ = ("published_at", "decision_date", "legal_effective_date")
+    __fact_fields__ = ("published_at",)
     __code_fields__ = ("procedure_code", "authority_unit", "handled_by")
 
 
@@ -290,6 +297,17 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     for cls in (*DossierEvents.__args__, *PetitionEvents.__args__, *CatalogEvents.__args__)
 }
 
+
+
+def future_field(event: EventBase, not_after: datetime) -> str | None:
+    """The first instant of an event that lies after `not_after` (`occurred_at` or a fact field)."""
+    if event.occurred_at > not_after:
+        return "occurred_at"
+    for name in event.__fact_fields__:
+        value = getattr(event, name)
+        if value is not None and value > not_after:
+            return name
+    return None
 
 
 def entity_key(event: EventBase) -> str:

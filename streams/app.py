@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cli.resources import load_calendar, load_ruleset
-from schemas import decode
+from schemas import decode_message
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
 from scoring.directory import Directory
@@ -113,12 +113,14 @@ def build_app(settings: Settings) -> faust.App:
                 if catalog_position[0] >= end:
                     catalog_ready.set()
                 batches = await consumer.getmany(partition, timeout_ms=100, max_records=5000)
+                not_after = settings.not_after()
                 for record in batches.get(partition, ()):
-                    event = decode(record.value)
-                    if isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
-                        directory.apply(event)
-                    else:
-                        metrics.REJECTED.labels(reason=getattr(event, "reason", "not_catalogue")).inc()
+                    # Catalogue events forwarded from another topic come as one array.
+                    for event in decode_message(record.value, not_after):
+                        if isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
+                            directory.apply(event)
+                        else:
+                            metrics.REJECTED.labels(reason=getattr(event, "reason", "not_catalogue")).inc()
         finally:
             await consumer.stop()
 
@@ -213,7 +215,7 @@ def build_app(settings: Settings) -> faust.App:
         for partition in sorted(by_partition.keys() | controls.keys()):
             scorer, replaced = await scorer_for(kind, partition)
             now = None if settings.mode == "replay" else int(time.time())
-            result = scorer.process(by_partition.get(partition, []), now)
+            result = scorer.process(by_partition.get(partition, []), now, settings.not_after())
             metrics.EVENTS_IN.labels(topic=kind).inc(result.events)
             watermark = None
             catalog_end = 0

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
+
+from schemas.decode import FUTURE_TOLERANCE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,15 @@ class Settings:
     alert_stream_maxlen: int = 100_000
     metrics_port: int | None = None
     data_dir: str = field(default_factory=lambda: os.environ.get("CHISO766_DATA", "/tmp/chiso766-data"))
+    # "Now" for refusing events from the future: the wall clock, or CHISO766_NOW (an ISO instant) to
+    # replay a simulated history dated ahead of today.
+    now_override: str | None = field(default_factory=lambda: os.environ.get("CHISO766_NOW") or None)
+    future_tolerance: int = FUTURE_TOLERANCE_SECONDS
+
+    def not_after(self) -> int:
+        """Epoch seconds after which an event is from the future."""
+        now = datetime.fromisoformat(self.now_override).timestamp() if self.now_override else time.time()
+        return int(now) + self.future_tolerance
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}.{name}"

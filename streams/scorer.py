@@ -143,10 +143,11 @@ class SourceScorer:
 
     # --- a batch --------------------------------------------------------------------------------
 
-    def decode(self, messages: Iterable[RawMessage], result: BatchResult) -> Iterator[ev.EventBase]:
+    def decode(self, messages: Iterable[RawMessage], result: BatchResult,
+               not_after: int | None = None) -> Iterator[ev.EventBase]:
         homes: dict[str, bool] = {}  # entities of this batch that are new here: is this their partition
         for message in messages:
-            for item in decode_message(message.value):
+            for item in decode_message(message.value, not_after):
                 if isinstance(item, Rejection):
                     result.dead_letters.append(DeadLetter(item, message.topic, message.partition, message.offset))
                     continue
@@ -179,10 +180,11 @@ class SourceScorer:
             home = homes[key] = partition_for(key, self.partitions) == self.partition
         return not home
 
-    def process(self, messages: Iterable[RawMessage], as_of: int | None) -> BatchResult:
-        """Fold a batch of messages; with no messages, let time pass to `as_of` (live mode)."""
+    def process(self, messages: Iterable[RawMessage], as_of: int | None, not_after: int | None = None) -> BatchResult:
+        """Fold a batch of messages; with no messages, let time pass to `as_of` (live mode). Events
+        dated after `not_after` (the wall clock plus a tolerance) are dead letters (`future_time`)."""
         result = BatchResult(self.source, as_of or 0)
-        events = list(self.decode(messages, result))
+        events = list(self.decode(messages, result, not_after))
         changed = self.engine.apply_batch(events, as_of)
         result.as_of = self.engine.as_of or 0
         self._collect(changed, result)
