@@ -66,20 +66,29 @@ def ruleset_score(
         fail("counts must be a JSON object {CODE: {numerator, denominator} | null}")
     counts: dict[str, tuple[int, int] | None] = {}
     for code, value in data.items():
-        if value is None:
-            counts[code] = None
-            continue
-        try:
-            numerator, denominator = int(value["numerator"]), int(value["denominator"])
-        except (TypeError, KeyError, ValueError):
-            fail(f"{code}: expected {{\"numerator\": n, \"denominator\": d}}, got {value!r}")
-        if numerator < 0 or denominator < 0 or numerator > denominator:
-            fail(f"{code}: need 0 <= numerator <= denominator, got {numerator}/{denominator}")
-        counts[code] = (numerator, denominator)
+        counts[code] = _published_count(code, value)
     try:
         dump(ruleset.score(counts).as_json())
     except RulesetError as error:
         fail(str(error))
+
+
+def _published_count(code: str, value: object) -> tuple[int, int] | None:
+    """One indicator's {numerator, denominator}: whole numbers only (1.5, true or "3" name the field
+    rather than being cast), and N/A as `null` or as both counts `null` (how the portal publishes it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "numerator" not in value or "denominator" not in value:
+        fail(f"{code}: expected {{\"numerator\": n, \"denominator\": d}}, got {value!r}")
+    numerator, denominator = value["numerator"], value["denominator"]
+    if numerator is None and denominator is None:
+        return None
+    for field, number in (("numerator", numerator), ("denominator", denominator)):
+        if type(number) is not int:
+            fail(f"{code}.{field}: expected a whole number, got {number!r}")
+    if numerator < 0 or denominator < 0 or numerator > denominator:
+        fail(f"{code}: need 0 <= numerator <= denominator, got {numerator}/{denominator}")
+    return numerator, denominator
 
 
 @ruleset_app.command("check")

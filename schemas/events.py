@@ -225,6 +225,22 @@ class PetitionReraised(PetitionEvent, kw_only=True, tag="petition.reraised"):
     pass
 
 
+class PetitionRefused(PetitionEvent, kw_only=True, tag="petition.refused"):
+    """Refused (not taken up): due within 2 working days of receipt; the petition ends here."""
+
+
+class PetitionSupplementRequested(PetitionEvent, kw_only=True, tag="petition.supplement_requested"):
+    """The petitioner is asked for more: the first request is due within 5 working days of receipt."""
+
+
+class PetitionAwaitingPublication(PetitionEvent, kw_only=True, tag="petition.awaiting_publication"):
+    """Answered and waiting to be published: publication is due within 2 working days."""
+
+
+class PetitionPublished(PetitionEvent, kw_only=True, tag="petition.published"):
+    pass
+
+
 # --- catalogue events (key: procedure_code / unit_code) -----------------------------------------
 
 
@@ -288,7 +304,16 @@ DossierEvents = (
     | DueReappointed
     | PetitionLinked
 )
-PetitionEvents = PetitionReceived | PetitionAnswered | PetitionRated | PetitionReraised
+PetitionEvents = (
+    PetitionReceived
+    | PetitionAnswered
+    | PetitionRated
+    | PetitionReraised
+    | PetitionRefused
+    | PetitionSupplementRequested
+    | PetitionAwaitingPublication
+    | PetitionPublished
+)
 CatalogEvents = ProcedureUpserted | UnitUpserted
 Event = DossierEvents | PetitionEvents | CatalogEvents
 

@@ -336,20 +336,31 @@ class PetitionState(Struct, array_like=True, gc=False):
     answered_at: int | None = None
     rating: tuple[int, bool] | None = None
     reraised: bool = False
+    refused_at: int | None = None  # each instant below is the earliest seen
+    supplement_at: int | None = None
+    awaiting_publication_at: int | None = None
+    published_at: int | None = None
+
+
+_EARLIEST_FIELD = {ev.PetitionAnswered: "answered_at", ev.PetitionRefused: "refused_at",
+                   ev.PetitionSupplementRequested: "supplement_at",
+                   ev.PetitionAwaitingPublication: "awaiting_publication_at", ev.PetitionPublished: "published_at"}
 
 
 def reduce_petition(state: PetitionState | None, event: ev.PetitionEvent) -> PetitionState:
     if state is None:
         state = PetitionState(event.petition_id)
-    moment = int(event.occurred_at.timestamp())
-    if isinstance(event, ev.PetitionReceived):
+    moment = lc.epoch_seconds(event.occurred_at)
+    earliest = _EARLIEST_FIELD.get(type(event))
+    if earliest is not None:
+        known = getattr(state, earliest)
+        if known is None or moment < known:
+            setattr(state, earliest, moment)
+    elif isinstance(event, ev.PetitionReceived):
         version = (moment, event.event_id)
         if state.received is None or version > state.received:
             state.received, state.unit, state.about = version, event.unit_code, event.about
-            state.received_at = int(event.received_at.timestamp())
-    elif isinstance(event, ev.PetitionAnswered):
-        if state.answered_at is None or moment < state.answered_at:
-            state.answered_at = moment
+            state.received_at = lc.epoch_seconds(event.received_at)
     elif isinstance(event, ev.PetitionRated):
         rating = (moment, event.satisfied)
         if state.rating is None or rating > state.rating:
@@ -359,25 +370,58 @@ def reduce_petition(state: PetitionState | None, event: ev.PetitionEvent) -> Pet
     return state
 
 
+def _working_days_after(state: PetitionState, start: int, days: int, context: Context) -> int:
+    last_day = context.calendar.add_working_days(local(start).date(), days)
+    return at(last_day, context.directory.hours(state.unit).closing)
+
+
 def petition_deadline(state: PetitionState, context: Context) -> int:
     assert state.received_at is not None
-    received_day = local(state.received_at).date()
-    last_day = context.calendar.add_working_days(received_day, context.ruleset.petition_answer_working_days)
-    return at(last_day, context.directory.hours(state.unit).closing)
+    return _working_days_after(state, state.received_at, context.ruleset.petition_answer_working_days, context)
+
+
+def petition_handled_at(state: PetitionState, cutoff: int) -> int | None:
+    """When handling ended by `cutoff`: answered, or refused (which ends it too)."""
+    ends = [t for t in (state.answered_at, state.refused_at) if t is not None and t <= cutoff]
+    return min(ends) if ends else None
+
+
+def petition_on_time(state: PetitionState, cutoff: int, context: Context) -> bool:
+    """Every deadline of DOMAIN.md §6 met, judged with what is known at `cutoff`: refusal within 2
+    working days, first supplement request within 5, answer within 15, publication within 2 after
+    waiting to publish; a step not yet taken is late only once its deadline has passed."""
+    assert state.received_at is not None
+    ruleset = context.ruleset
+    handled = petition_handled_at(state, cutoff)
+    if handled is not None and handled == state.refused_at:
+        limit = _working_days_after(state, state.received_at, ruleset.petition_refusal_working_days, context)
+    else:
+        limit = petition_deadline(state, context)
+    if (handled if handled is not None else cutoff) > limit:
+        return False
+    supplement = state.supplement_at
+    if supplement is not None and supplement <= cutoff and supplement > _working_days_after(
+            state, state.received_at, ruleset.petition_supplement_working_days, context):
+        return False
+    awaiting = state.awaiting_publication_at
+    if awaiting is not None and awaiting <= cutoff:
+        published = state.published_at if state.published_at is not None and state.published_at <= cutoff else None
+        deadline = _working_days_after(state, awaiting, ruleset.petition_publication_working_days, context)
+        if (published if published is not None else cutoff) > deadline:
+            return False
+    return True
 
 
 def petition_contribution(state: PetitionState, as_of: int, context: Context) -> Contribution:
     if state.received_at is None or state.unit is None or state.received_at > as_of:
         return ()
-    deadline = petition_deadline(state, context)
-    answered = state.answered_at if state.answered_at is not None and state.answered_at <= as_of else None
+    handled = petition_handled_at(state, as_of)
     unit = state.unit
     blocks: list[Block] = []
-    for period in periods_between(state.received_at, answered if answered is not None else as_of):
-        cutoff = min(period.end, as_of)
-        on_time = answered <= deadline if answered is not None and answered <= cutoff else cutoff <= deadline
+    for period in periods_between(state.received_at, handled if handled is not None else as_of):
+        on_time = petition_on_time(state, min(period.end, as_of), context)
         blocks.append(_block(unit, (period,), _pair("PETITION_PROCESSING_ON_TIME", on_time)))
-    late = (answered if answered is not None else as_of) > deadline
+    late = not petition_on_time(state, as_of, context)
     disliked = state.rating is not None and state.rating[0] <= as_of and not state.rating[1]
     blocks.append(_block(unit, periods_of(state.received_at), (
         *_pair("PETITION_HANDLING_SATISFACTION", not (late or disliked or state.reraised)),
@@ -392,13 +436,17 @@ def petition_next_change(state: PetitionState, as_of: int, context: Context) -> 
         return None
     if state.received_at > as_of:
         return state.received_at
-    future = [t for t in (state.answered_at, state.rating[0] if state.rating else None) if t and t > as_of]
-    if state.answered_at is not None and state.answered_at <= as_of:
-        return min(future) if future else None
-    deadline = petition_deadline(state, context)
-    candidates = [periods_of(as_of)[0].end + 1, *future]
-    if deadline >= as_of:
-        candidates.append(deadline + 1)
-    return min(candidates)
-
-
+    recorded = (state.answered_at, state.refused_at, state.supplement_at, state.awaiting_publication_at,
+                state.published_at, state.rating[0] if state.rating else None)
+    candidates = [t for t in recorded if t is not None and t > as_of]
+    awaiting = state.awaiting_publication_at
+    if awaiting is not None and awaiting <= as_of and (state.published_at is None or state.published_at > as_of):
+        publish_by = _working_days_after(state, awaiting, context.ruleset.petition_publication_working_days, context)
+        if publish_by >= as_of:
+            candidates.append(publish_by + 1)
+    if petition_handled_at(state, as_of) is None:
+        candidates.append(periods_of(as_of)[0].end + 1)
+        deadline = petition_deadline(state, context)
+        if deadline >= as_of:
+            candidates.append(deadline + 1)
+    return min(candidates) if candidates else None

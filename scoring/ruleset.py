@@ -114,6 +114,9 @@ class Ruleset:
     publish_within_working_days: Mapping[str, int] = field(default_factory=lambda: {"province": 5, "ministry": 10})
     mandatory_content_parts: int = 7
     petition_answer_working_days: int = 15
+    petition_refusal_working_days: int = 2  # refuse within 2 working days of receipt (DOMAIN.md §6)
+    petition_supplement_working_days: int = 5  # first supplement request within 5
+    petition_publication_working_days: int = 2  # publish within 2 after "waiting to publish"
     bands: tuple[Band, ...] = ()
 
     @property
@@ -225,6 +228,7 @@ def parse_ruleset(data: Mapping) -> Ruleset:
     except TypeError as error:
         raise RulesetError(f"lifecycle: {error}") from error
     catalogue = data.get("catalogue", {})
+    petitions = data.get("petitions", {})
     return Ruleset(
         id=str(data["id"]),
         effective_from=effective,
@@ -234,6 +238,9 @@ def parse_ruleset(data: Mapping) -> Ruleset:
         publish_lead_working_days=catalogue.get("publish_lead_working_days", {"province": 5, "ministry": 20}),
         publish_within_working_days=catalogue.get("publish_within_working_days", {"province": 5, "ministry": 10}),
         mandatory_content_parts=int(catalogue.get("mandatory_content_parts", 7)),
-        petition_answer_working_days=int(data.get("petitions", {}).get("answer_working_days", 15)),
+        petition_answer_working_days=int(petitions.get("answer_working_days", 15)),
+        petition_refusal_working_days=int(petitions.get("refusal_working_days", 2)),
+        petition_supplement_working_days=int(petitions.get("supplement_working_days", 5)),
+        petition_publication_working_days=int(petitions.get("publication_working_days", 2)),
         bands=tuple(Band(float(b["min"]), b["vi"], b["en"]) for b in data.get("bands", ())),
     )
