@@ -50,7 +50,7 @@ def _reason_for(message: str) -> str:
         return "unknown_event_type"
     if "missing required field" in message:
         return "missing_field"
-    if "timezone" in message or "RFC3339" in message or "year" in message:
+    if "timezone" in message or "RFC3339" in message or "is outside" in message:
         return "impossible_timestamp"
     if message.startswith("Expected") and ", got `" in message:
         return "wrong_type"

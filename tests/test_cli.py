@@ -153,3 +153,118 @@ def test_console_script_pipes_simulate_into_score():
     done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "Hạng" in done.stdout and "H15.01" in done.stdout
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (1.5, "ON_TIME.numerator: expected a whole number, got 1.5"),
+    (True, "ON_TIME.numerator: expected a whole number, got True"),
+    ("3", "ON_TIME.numerator: expected a whole number, got '3'"),
+])
+def test_ruleset_score_names_a_count_that_is_not_a_whole_number(value, message):
+    result = invoke("ruleset", "score", "-", stdin=orjson.dumps({"ON_TIME": {"numerator": value, "denominator": 4}}))
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_ruleset_score_takes_both_counts_null_as_not_applicable():
+    published = invoke("ruleset", "score", "-", stdin=b'{"PETITION_PROCESSING_ON_TIME": '
+                                                       b'{"numerator": null, "denominator": null}}')
+    bare = invoke("ruleset", "score", "-", stdin=b'{"PETITION_PROCESSING_ON_TIME": null}')
+    assert published.exit_code == 0, published.output
+    assert orjson.loads(published.stdout) == orjson.loads(bare.stdout)
+    assert orjson.loads(published.stdout)["indicators"]["PETITION_PROCESSING_ON_TIME"] == 6.0
+
+
+def _without_findings(report: dict) -> dict:
+    return {**report, "units": [{k: v for k, v in unit.items() if k != "findings"} for unit in report["units"]]}
+
+
+def test_score_reports_every_kind_of_bad_line_and_scores_the_rest_exactly(history, tmp_path):
+    lines = history.read_bytes().splitlines()
+    events = [orjson.loads(line) for line in lines]
+    received = next(e for e in events if e["event_type"] == "dossier.received")
+    code, unit = received["dossier_code"], received["unit_code"]
+    supplement = next(e for e in events if e["event_type"] == "dossier.supplement_requested")
+    ended = next(e for e in events if e["event_type"] == "dossier.status_changed" and e["status"] == 10)
+
+    def event(kind: str, **fields) -> bytes:
+        return orjson.dumps({"event_type": kind, "event_id": f"bad-{kind}-{len(fields)}-{sorted(fields)}",
+                             "occurred_at": "2026-06-01T09:00:00+07:00", **fields})
+
+    rejected = {
+        "not_json": b"{oops", "not_utf8": b"\xff\xfe", "empty_array": b"[]",
+        "unknown_event_type": event("dossier.teleported", dossier_code=code),
+        "missing_field": event("dossier.status_changed", dossier_code=code),
+        "wrong_type": b"42",
+        "invalid_value": event("unit.upserted", unit_code="H15.99", name="x", level="agency",
+                               working_hours=[["17:00", "07:30"]]),
+        "future_time": event("dossier.status_changed", dossier_code=code, status=9,
+                             occurred_at="2099-01-01T00:00:00+07:00"),
+        "unusable_code": event("dossier.received", dossier_code="X|1", unit_code=unit, procedure_code="P",
+                               channel=1, received_at="2026-06-01T09:00:00+07:00"),
+        "impossible_timestamp": event("dossier.rated", dossier_code=code, rating="satisfied",
+                                      occurred_at="1970-01-02T00:00:00+07:00"),
+    }
+    # Legal but odd: kept, reported as findings, and no score moves.
+    odd = [event("dossier.status_changed", dossier_code=code, status=3, occurred_at=received["occurred_at"]),
+           event("dossier.status_changed", dossier_code=ended["dossier_code"], status=4,
+                 occurred_at=events[-1]["occurred_at"]),  # the history's last instant: as_of stays
+           event("dossier.status_changed", dossier_code="NEVER-RECEIVED", status=9),
+           event("dossier.status_changed", dossier_code=supplement["dossier_code"], status=5,
+                 occurred_at=supplement["occurred_at"])]
+    noisy = tmp_path / "noisy.jsonl"
+    noisy.write_bytes(b"\n".join(lines[:50] + list(rejected.values()) + lines[50:] + odd) + b"\n")
+    result = invoke("score", str(noisy), "--period", "year:2026", "--json", "--now", "2026-11-30T00:00:00+07:00")
+    assert result.exit_code == 0, result.output
+    assert f"{len(lines) + len(odd):,} events read, {len(rejected)} rejected" in result.stderr
+    for reason in rejected:
+        assert f"{reason} 1" in result.stderr, reason
+    assert "refused_after_receipt 1" in result.stderr and "status_after_end 1" in result.stderr
+    clean = invoke("score", str(history), "--period", "year:2026", "--json", "--now", "2026-11-30T00:00:00+07:00")
+    noisy_report, clean_report = orjson.loads(result.stdout), orjson.loads(clean.stdout)
+    assert noisy_report["as_of"] == clean_report["as_of"], "the 2099 typo did not move the clock"
+    assert _without_findings(noisy_report) == _without_findings(clean_report), "the valid events score the same"
+
+
+def test_check_lists_problems_per_unit_with_dossiers_and_points(history, tmp_path):
+    lines = history.read_bytes().splitlines()
+    received = next(e for e in map(orjson.loads, lines) if e["event_type"] == "dossier.received"
+                    and e["unit_code"].count(".") == 1)
+    code, agency = received["dossier_code"], received["unit_code"]
+    typo = orjson.dumps({"event_type": "dossier.status_changed", "event_id": "typo", "dossier_code": code,
+                         "status": 9, "occurred_at": "2099-01-01T00:00:00+07:00"})
+    noisy = tmp_path / "noisy.jsonl"
+    noisy.write_bytes(b"\n".join([*lines, typo, b"{oops"]) + b"\n")
+    result = invoke("check", str(noisy), "--period", "year:2026", "--format", "json", "--size", "3",
+                    "--now", "2026-11-30T00:00:00+07:00")
+    assert result.exit_code == 0, result.output
+    body = orjson.loads(result.stdout)
+    assert body["period"] == "year:2026"
+    by_unit = {unit["code"]: {p["code"]: p for p in unit["problems"]} for unit in body["units"]}
+    province = by_unit["H15"]
+    unsynced = province["unsynced"]
+    assert unsynced["kind"] == "finding" and unsynced["count"] > 3 and len(unsynced["dossiers"]) == 3
+    assert unsynced["pages"] == -(-unsynced["count"] // 3) and unsynced["points"] > 0
+    assert province["future_time"]["kind"] == "rejected" and province["future_time"]["dossiers"] == [code]
+    assert by_unit["(unattributed)"]["not_json"]["count"] == 1
+    assert by_unit[agency]["future_time"]["count"] == 1
+    assert by_unit[agency]["unsynced"]["count"] < unsynced["count"]
+
+
+def test_check_exports_csv_and_xlsx(history, tmp_path):
+    from openpyxl import load_workbook
+
+    csv_file, xlsx_file = tmp_path / "check.csv", tmp_path / "check.xlsx"
+    for output, path in (("csv", csv_file), ("xlsx", xlsx_file)):
+        result = invoke("check", str(history), "--period", "year:2026", "--format", output, "--out", str(path))
+        assert result.exit_code == 0, result.output
+    text = csv_file.read_text(encoding="utf-8-sig")
+    assert "# Kiểm tra dữ liệu" in text and "Chưa đồng bộ lên Cổng DVCQG" in text
+    book = load_workbook(xlsx_file)
+    assert book.sheetnames == ["Kiểm tra dữ liệu", "Hồ sơ"]
+    assert book["Hồ sơ"].max_row > 1
+
+
+def test_check_says_what_is_wrong_with_its_arguments(history):
+    assert "give --out FILE" in invoke("check", str(history), "--format", "csv").output
+    assert invoke("check", "/nope.jsonl").exit_code == 2
+    assert "unknown problem" in invoke("check", str(history), "--problem", "gremlins").output

@@ -77,3 +77,20 @@ def test_a_history_becomes_arrays_per_topic_partition_and_a_paced_one_flushes_th
     assert all(paced[index - 1] is not None for index in pauses)
     assert sorted(e.dossier_code for m in paced if m is not None and m.key is not None
                   for e in decode_message(m.value)) == sorted(codes)
+
+
+def test_a_worker_partition_refuses_events_from_the_future_and_keeps_the_rest(ruleset, calendar):
+    taken: set[str] = set()
+    own, typo_code = code_in(1, taken), code_in(1, taken)
+    typo = ev.DossierStatusChanged(event_id="typo", occurred_at=when("2099-09-03 09:00"), dossier_code=typo_code,
+                                   status=9)
+    message = array(received(own, "2026-09-01 09:00", "2026-09-05 17:00"), typo)
+    scorer = SourceScorer("d1", PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+
+    result = scorer.process([RawMessage(own.encode(), message, "ns.dossier-events", 1, 3)], None,
+                            not_after=int(when("2026-09-02 09:00").timestamp()))
+
+    assert result.events == 1 and set(scorer.engine.dossiers) == {own}
+    [letter] = result.dead_letters
+    assert letter.rejection.reason == "future_time" and (letter.partition, letter.offset) == (1, 3)
+    assert result.as_of == int(when("2026-09-01 09:00").timestamp()), "the partition's clock did not jump to 2099"
