@@ -86,7 +86,8 @@ def test_a_fee_past_any_real_amount_is_rejected_at_decode():
 
 def test_working_hours_that_end_before_they_start_are_rejected_at_decode():
     rejection = decode(orjson.dumps({"event_type": "unit.upserted", "event_id": "u",
-                                     "occurred_at": "2026-01-01T00:00:00Z", "unit_code": "H15.09", "name": "x", "level": "agency",
+                                     "occurred_at": "2026-01-01T00:00:00Z", "unit_code": "H15.09", "name": "x",
+                                     "level": "agency",
                                      "working_hours": [["17:00", "07:30"]]}))
     assert isinstance(rejection, Rejection) and rejection.path == "$.working_hours"
 
