@@ -78,7 +78,8 @@ def check(
     except PeriodError as error:
         fail(str(error))
     units = engine.score_units(reporting, moment)
-    checks = check_units(engine.dossiers.values(), stats.rejections, reporting, moment, engine.context, units)
+    checks = check_units(engine.dossiers.values(), stats.rejections, reporting, moment, engine.context, units,
+                         engine.petitions.values())
     if unit is not None:
         checks = [check for check in checks if check.code == unit]
         if not checks:

@@ -22,8 +22,8 @@ from scoring.periods import Period
 from scoring.rollup import UnitScore
 from scoring.ruleset import Ruleset
 
-if TYPE_CHECKING:  # contributions imports this module: its Context is only a type here
-    from scoring.contributions import Context
+if TYPE_CHECKING:  # contributions imports this module: its types are only types here
+    from scoring.contributions import Context, PetitionState
 
 # Finding codes, in the order reports list them, with what each means (English; the CLI labels
 # carry the Vietnamese).
@@ -31,7 +31,7 @@ FINDINGS: dict[str, str] = {
     "refused_after_receipt": "status 3 (refused at reception) for a dossier already received: ignored, the"
                              " receipt stands",
     "status_after_end": "a processing status (4, 5, 6) after the dossier ended: ignored, the end stands",
-    "never_received": "status changes or facts for a dossier with no receipt (status 2) record: not scored",
+    "never_received": "status changes or facts for a dossier (or petition) with no receipt record: not scored",
     "no_due": "no due date, no time limit and no catalogue limit: cannot be judged, counted as on time",
     "due_beyond_limit": "the source's due date is later than the legal time limit allows",
     "reappointed_twice": "the return date was re-appointed more than once (the rule allows once)",
@@ -131,9 +131,11 @@ def _points_if(unit: UnitScore | None, ruleset: Ruleset, code: str, numerator_ch
 
 
 def check_units(dossiers: Iterable[DossierState], rejected: Iterable[tuple[str, str | None, str | None]],
-                period: Period, as_of: int, context: Context, scores: Iterable[UnitScore]) -> list[UnitCheck]:
+                period: Period, as_of: int, context: Context, scores: Iterable[UnitScore],
+                petitions: Iterable[PetitionState] = ()) -> list[UnitCheck]:
     """Every unit's problems in a period, pooled up the tree like its scores. `rejected` holds
-    (reason, unit, dossier) of each refused event, unit and dossier where they could be read."""
+    (reason, unit, dossier) of each refused event, unit and dossier where they could be read;
+    petitions with events but no receipt are orphans too."""
     directory, ruleset = context.directory, context.ruleset
     by_code = {unit.code: unit for unit in scores}
     checks: dict[str, UnitCheck] = {}
@@ -172,6 +174,10 @@ def check_units(dossiers: Iterable[DossierState], rejected: Iterable[tuple[str, 
             for check in targets(state.unit):
                 counts = could_flip.setdefault(check.code, {})
                 counts[flips] = counts.get(flips, 0) + 1
+    for petition in petitions:
+        if petition.received_at is None:
+            for check in targets(None):
+                check.add("never_received", "finding", petition.petition_id)
     for reason, unit, dossier in rejected:
         for check in targets(unit or (units_of.get(dossier) if dossier else None)):
             check.add(reason, "rejected", dossier)

@@ -301,3 +301,15 @@ def test_a_due_later_than_the_legal_limit_is_reported(ruleset, calendar):
     within = received("DW", "2026-09-01 09:00", "2026-09-08 09:00", procedure="P5")
     units = units_of(ruleset, calendar, [catalogue, beyond, within])
     assert units["H15.01"].findings == {"due_beyond_limit": 1}
+
+
+def test_orphan_dossiers_and_petitions_are_listed_unattributed(ruleset, calendar):
+    from scoring.quality import check_units
+
+    orphan_petition = _petition(ev.PetitionAnswered, "2026-09-05 09:00", petition_id="PX")
+    engine = engine_with(ruleset, calendar, [status("ORPHAN", "2026-09-05 09:00", 9), orphan_petition])
+    period = parse_period("month:2026-09")
+    units = engine.score_units(period, ts("2026-09-30 23:00"))
+    [check] = check_units(engine.dossiers.values(), [], period, ts("2026-09-30 23:00"), engine.context, units,
+                          engine.petitions.values())
+    assert check.code == "(unattributed)" and check.problems["never_received"].dossiers == ["ORPHAN", "PX"]
