@@ -7,9 +7,7 @@ library classes in place, so they run once per process, from `streams.worker.run
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import types
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -17,8 +15,6 @@ from typing import Any
 from faust.sensors.monitor import Monitor
 
 FETCH_MAX_WAIT_MS = 50
-FLUSH_POLL_SECONDS = 0.005
-FLUSH_STALL_SECONDS = 10.0  # a flush that sees no progress this long gives up (and says so) instead of hanging
 _APPLIED: set[str] = set()
 log = logging.getLogger("chiso766.worker")
 
@@ -26,7 +22,6 @@ log = logging.getLogger("chiso766.worker")
 def apply_all() -> None:
     _short_fetch_waits()
     _seek_uncommitted_partitions_to_the_start()
-    _flush_drains_the_producer_buffer()
     _deliver_without_tasks_when_nothing_blocks()
 
 
@@ -89,42 +84,6 @@ def _seek_uncommitted_partitions_to_the_start() -> None:
         log.debug("no committed offset: %d partitions read from their start", len(uncommitted))
 
     Consumer.perform_seek = perform_seek
-
-
-def _flush_drains_the_producer_buffer() -> None:
-    """Faust flushes its producer before committing offsets, but `ProducerBuffer.flush` gives up as
-    soon as 0.1 s pass without a message leaving the buffer, and the commit goes ahead with table
-    changelog writes still queued. A worker killed then restarts with offsets committed past state
-    it never wrote. Flushing now waits until every message queued before the flush has been handed
-    to the Kafka producer (whose own flush then waits for delivery) — a barrier, not "until empty",
-    so a busy stream cannot starve commits, and without Faust's per-message `wait_for` (a task and
-    a timer per message, 5 % of a busy worker's CPU)."""
-    if not _once("flush_drains"):
-        return
-    from faust.transport.producer import ProducerBuffer
-
-    send_one = ProducerBuffer._send_pending
-
-    async def _send_pending(self, fut) -> None:
-        await send_one(self, fut)
-        self.chiso766_handed_over = getattr(self, "chiso766_handed_over", 0) + 1
-
-    async def flush(self) -> None:
-        target = getattr(self, "chiso766_handed_over", 0) + self.size
-        progress, since = getattr(self, "chiso766_handed_over", 0), time.monotonic()
-        while (handed := getattr(self, "chiso766_handed_over", 0)) < target:
-            if self.should_stop:  # the sending task is gone; nothing will leave the buffer any more
-                raise RuntimeError(f"cannot flush: producer buffer stopped with {self.size} messages queued")
-            if handed != progress:
-                progress, since = handed, time.monotonic()
-            elif time.monotonic() - since > FLUSH_STALL_SECONDS:
-                log.warning("producer buffer: nothing sent for %.0f s with %d messages queued; flush gives up",
-                            FLUSH_STALL_SECONDS, self.size)
-                return
-            await asyncio.sleep(FLUSH_POLL_SECONDS)
-
-    ProducerBuffer._send_pending = _send_pending
-    ProducerBuffer.flush = flush
 
 
 def _deliver_without_tasks_when_nothing_blocks() -> None:
