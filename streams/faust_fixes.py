@@ -1,22 +1,69 @@
-"""Fixes to faust-streaming 0.15.3 / aiokafka that the worker applies before it builds the app.
+"""Fixes to faust-streaming 0.15.3 / aiokafka 0.14.0 that the worker applies before it builds the app.
 
 Each one closes a hole found here against a real broker; each says what it closes. They patch
 library classes in place, so they run once per process, from `streams.worker.run_worker`.
 `QuietMonitor` is the one addition: it is handed to the app, not patched in.
+
+They, `streams.changelog` and `streams.replay` rely on those libraries' private internals, so this
+module refuses to be imported on versions other than the ones they were checked against
+(`TESTED_VERSIONS`, the versions of requirements.lock) unless CHISO766_ALLOW_UNTESTED_VERSIONS=1.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
+from importlib import metadata
 from typing import Any
 
-from faust.sensors.monitor import Monitor
+log = logging.getLogger("chiso766.worker")
+
+# The versions every private access below and in streams/changelog.py, streams/replay.py was checked
+# against. Moving one: re-check each access marked SLF001 and each fix, then update this and the lock.
+TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
+
+
+class UntestedVersionsError(SystemExit):
+    """A library these fixes patch is at a version they were not checked against."""
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_versions(version_of: Callable[[str], str | None] = installed_version) -> None:
+    """Refuse (UntestedVersionsError, which exits with its message) unless every library in
+    `TESTED_VERSIONS` is installed at that version, or CHISO766_ALLOW_UNTESTED_VERSIONS=1."""
+    untested = {name: version_of(name) for name in TESTED_VERSIONS}
+    untested = {name: version for name, version in untested.items() if version != TESTED_VERSIONS[name]}
+    if not untested:
+        return
+    found = ", ".join(f"{name} {version or '(not installed)'}" for name, version in untested.items())
+    tested = ", ".join(f"{name} {version}" for name, version in TESTED_VERSIONS.items())
+    if os.environ.get(ALLOW_UNTESTED) == "1":
+        log.warning("%s=1: running with untested %s (tested: %s)", ALLOW_UNTESTED, found, tested)
+        return
+    raise UntestedVersionsError(
+        f"chiso766 refuses to start: this environment has {found}, but the worker patches private internals "
+        f"of these libraries (streams/faust_fixes.py, streams/changelog.py) and was tested with {tested} only. "
+        "Install the locked versions: `bash deploy/setup-python.sh` (pip install --require-hashes -r "
+        f"requirements.lock). To try these versions anyway, set {ALLOW_UNTESTED}=1 and run the whole suite "
+        "(`bash scripts/test.sh`) first.")
+
+
+check_versions()
+
+# After the check, so that an untested faust-streaming fails with its message, not an ImportError.
+from faust.sensors.monitor import Monitor  # noqa: E402
 
 FETCH_MAX_WAIT_MS = 50
 _APPLIED: set[str] = set()
-log = logging.getLogger("chiso766.worker")
 
 
 def apply_all() -> None:
