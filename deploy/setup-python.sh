@@ -50,7 +50,8 @@ PY
     "${pip[@]}" uninstall --yes $stale
   fi
   # The project: its build backend (setuptools) is in the lock, so no build environment is downloaded.
-  "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
+  # Newer pips show the backend's output; its notice that an install is editable is silenced, not more.
+  PYTHONWARNINGS="ignore:Editable installation" "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
   echo "$wanted" > "$stamp"
 fi
 echo "$venv"
