@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's virtualenv at .venv with every Python dependency installed.
-# Idempotent: a second run only checks that the pinned set is already there.
+# Create (or bring up to date) the project's virtualenv at .venv (or $CHISO766_VENV): exactly the
+# packages of requirements.lock, checked against its hashes, then the project itself, editable and
+# without dependencies. Idempotent: when neither requirements.lock nor pyproject.toml changed since the
+# last install (a stamp in the venv holds their hash), nothing is installed again. Packages that are
+# in the venv but no longer in the lock are removed. Regenerate the lock with `bash deploy/lock.sh`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${CHISO766_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
+lock="$root/requirements.lock"
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "chiso766 needs Python 3.11 or newer; found: $("$python" --version 2>&1)" >&2
@@ -17,10 +21,37 @@ if [ ! -x "$venv/bin/python" ]; then
   }
 fi
 stamp="$venv/.chiso766-installed"
-wanted="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+wanted="$(cat "$lock" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[stream,api,test]"
+  rm -f "$stamp"
+  pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check --no-input)
+  "${pip[@]}" install --require-hashes -r "$lock"
+  # Whatever an earlier lock (or a hand install) left behind that this lock no longer has.
+  stale="$("$venv/bin/python" - "$lock" <<'PY'
+import re
+import sys
+from importlib import metadata
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+with open(sys.argv[1]) as lock:
+    locked = {canonical(name) for name in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", lock.read(), re.M)}
+keep = locked | {"pip", "chiso766"}
+print(" ".join(sorted({dist.metadata["Name"] for dist in metadata.distributions()
+                       if canonical(dist.metadata["Name"]) not in keep})))
+PY
+)"
+  if [ -n "$stale" ]; then
+    echo "removing packages not in requirements.lock: $stale" >&2
+    # shellcheck disable=SC2086
+    "${pip[@]}" uninstall --yes $stale
+  fi
+  # The project: its build backend (setuptools) is in the lock, so no build environment is downloaded.
+  # Newer pips show the backend's output; its notice that an install is editable is silenced, not more.
+  PYTHONWARNINGS="ignore:Editable installation" "${pip[@]}" install --no-deps --no-build-isolation -e "$root"
   echo "$wanted" > "$stamp"
 fi
 echo "$venv"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import faust
 from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
-from faust.streams import _current_event
+from faust.streams import _current_event  # private (an import, so no SLF001); faust-streaming 0.15.3
 
 from streams import metrics
 
@@ -60,7 +60,8 @@ class TableWriter:
         """Queue the changelog records of `items` for `partition`; returns their delivery futures."""
         if not items:
             return []
-        producer = self.app.producer._ensure_producer()  # the producer Faust flushes before commits
+        # The aiokafka producer under Faust's, the one Faust flushes before commits.
+        producer = self.app.producer._ensure_producer()  # noqa: SLF001 - Faust has no public accessor for its aiokafka producer; checked in faust-streaming 0.15.3
         topic = self.topic
         deliveries = []
         builder = _new_builder()

@@ -1,32 +1,74 @@
-"""Fixes to faust-streaming 0.15.3 / aiokafka that the worker applies before it builds the app.
+"""Fixes to faust-streaming 0.15.3 / aiokafka 0.14.0 that the worker applies before it builds the app.
 
 Each one closes a hole found here against a real broker; each says what it closes. They patch
 library classes in place, so they run once per process, from `streams.worker.run_worker`.
 `QuietMonitor` is the one addition: it is handed to the app, not patched in.
+
+They, `streams.changelog` and `streams.replay` rely on those libraries' private internals, so this
+module refuses to be imported on versions other than the ones they were checked against
+(`TESTED_VERSIONS`, the versions of requirements.lock) unless CHISO766_ALLOW_UNTESTED_VERSIONS=1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+import os
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
+from importlib import metadata
 from typing import Any
 
-from faust.sensors.monitor import Monitor
+log = logging.getLogger("chiso766.worker")
+
+# The versions every private access below and in streams/changelog.py, streams/replay.py was checked
+# against. Moving one: re-check each access marked SLF001 and each fix, then update this and the lock.
+TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
+
+
+class UntestedVersionsError(SystemExit):
+    """A library these fixes patch is at a version they were not checked against."""
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_versions(version_of: Callable[[str], str | None] = installed_version) -> None:
+    """Refuse (UntestedVersionsError, which exits with its message) unless every library in
+    `TESTED_VERSIONS` is installed at that version, or CHISO766_ALLOW_UNTESTED_VERSIONS=1."""
+    untested = {name: version_of(name) for name in TESTED_VERSIONS}
+    untested = {name: version for name, version in untested.items() if version != TESTED_VERSIONS[name]}
+    if not untested:
+        return
+    found = ", ".join(f"{name} {version or '(not installed)'}" for name, version in untested.items())
+    tested = ", ".join(f"{name} {version}" for name, version in TESTED_VERSIONS.items())
+    if os.environ.get(ALLOW_UNTESTED) == "1":
+        log.warning("%s=1: running with untested %s (tested: %s)", ALLOW_UNTESTED, found, tested)
+        return
+    raise UntestedVersionsError(
+        f"chiso766 refuses to start: this environment has {found}, but the worker patches private internals "
+        f"of these libraries (streams/faust_fixes.py, streams/changelog.py) and was tested with {tested} only. "
+        "Install the locked versions: `bash deploy/setup-python.sh` (pip install --require-hashes -r "
+        f"requirements.lock). To try these versions anyway, set {ALLOW_UNTESTED}=1 and run the whole suite "
+        "(`bash scripts/test.sh`) first.")
+
+
+check_versions()
+
+# After the check, so that an untested faust-streaming fails with its message, not an ImportError.
+from faust.sensors.monitor import Monitor  # noqa: E402
 
 FETCH_MAX_WAIT_MS = 50
-FLUSH_POLL_SECONDS = 0.005
-FLUSH_STALL_SECONDS = 10.0  # a flush that sees no progress this long gives up (and says so) instead of hanging
 _APPLIED: set[str] = set()
-log = logging.getLogger("chiso766.worker")
 
 
 def apply_all() -> None:
     _short_fetch_waits()
     _seek_uncommitted_partitions_to_the_start()
-    _flush_drains_the_producer_buffer()
     _deliver_without_tasks_when_nothing_blocks()
 
 
@@ -77,6 +119,8 @@ def _seek_uncommitted_partitions_to_the_start() -> None:
     async def perform_seek(self) -> None:
         await original(self)
         acks_enabled_for = self.app.topics.acks_enabled_for
+        # Private, patched in as a method of Faust's Consumer (so no SLF001): `_committed_offset`, checked
+        # in faust-streaming 0.15.3.
         uncommitted = [tp for tp in self.assignment()
                        if acks_enabled_for(tp.topic) and not self._committed_offset.get(tp)]
         if not uncommitted:
@@ -89,42 +133,6 @@ def _seek_uncommitted_partitions_to_the_start() -> None:
         log.debug("no committed offset: %d partitions read from their start", len(uncommitted))
 
     Consumer.perform_seek = perform_seek
-
-
-def _flush_drains_the_producer_buffer() -> None:
-    """Faust flushes its producer before committing offsets, but `ProducerBuffer.flush` gives up as
-    soon as 0.1 s pass without a message leaving the buffer, and the commit goes ahead with table
-    changelog writes still queued. A worker killed then restarts with offsets committed past state
-    it never wrote. Flushing now waits until every message queued before the flush has been handed
-    to the Kafka producer (whose own flush then waits for delivery) — a barrier, not "until empty",
-    so a busy stream cannot starve commits, and without Faust's per-message `wait_for` (a task and
-    a timer per message, 5 % of a busy worker's CPU)."""
-    if not _once("flush_drains"):
-        return
-    from faust.transport.producer import ProducerBuffer
-
-    send_one = ProducerBuffer._send_pending
-
-    async def _send_pending(self, fut) -> None:
-        await send_one(self, fut)
-        self.chiso766_handed_over = getattr(self, "chiso766_handed_over", 0) + 1
-
-    async def flush(self) -> None:
-        target = getattr(self, "chiso766_handed_over", 0) + self.size
-        progress, since = getattr(self, "chiso766_handed_over", 0), time.monotonic()
-        while (handed := getattr(self, "chiso766_handed_over", 0)) < target:
-            if self.should_stop:  # the sending task is gone; nothing will leave the buffer any more
-                raise RuntimeError(f"cannot flush: producer buffer stopped with {self.size} messages queued")
-            if handed != progress:
-                progress, since = handed, time.monotonic()
-            elif time.monotonic() - since > FLUSH_STALL_SECONDS:
-                log.warning("producer buffer: nothing sent for %.0f s with %d messages queued; flush gives up",
-                            FLUSH_STALL_SECONDS, self.size)
-                return
-            await asyncio.sleep(FLUSH_POLL_SECONDS)
-
-    ProducerBuffer._send_pending = _send_pending
-    ProducerBuffer.flush = flush
 
 
 def _deliver_without_tasks_when_nothing_blocks() -> None:
@@ -143,6 +151,8 @@ def _deliver_without_tasks_when_nothing_blocks() -> None:
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         first, others = coros[0], coros[1:]
+        # Private, patched in as a method (so no SLF001): mode's Service `_stopped` / `_crashed` events,
+        # checked in mode-streaming 0.7.1 (faust-streaming 0.15.3).
         if (isinstance(first, Coroutine) and not self.suspend_flow.is_set() and not self._stopped.is_set()
                 and not self._crashed.is_set()):
             try:

@@ -87,7 +87,8 @@ def test_the_provisioned_dashboard_charts_the_worker_metrics():
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/chiso766.json").read_text())
     from streams import metrics
 
-    exported = {collector._name for collector in vars(metrics).values() if hasattr(collector, "_name")}
+    exported = {collector._name for collector in vars(metrics).values()  # noqa: SLF001 - the full metric name; checked in prometheus-client 0.26.0
+                if hasattr(collector, "_name")}
     charted = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
     for name in exported:
         assert name in charted, f"{name} is not on the dashboard"
