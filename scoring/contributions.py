@@ -144,36 +144,37 @@ def _active_part(unit: str, pieces: tuple[tuple[str, Outcome, bool, str | None],
 
 
 # The parts of a dossier's contribution, as bits: which ones an event can change.
-RECEIVED_PART, COMPLETED_PART, ACTIVE_PART, STEPS_PART, QUALITY_PART = 1, 2, 4, 8, 16
-ALL_PARTS = 31
-PART_COUNT = 5
+RECEIVED_PART, COMPLETED_PART, ACTIVE_PART, STEPS_PART, RECORD_PART, TRANSITIONS_PART = 1, 2, 4, 8, 16, 32
+ALL_PARTS = 63
+PART_COUNT = 6
 TIME_DRIVEN_PARTS = ACTIVE_PART | STEPS_PART  # the only parts that change as "as of" passes next_change()
 PARTS_CHANGED_BY: dict[type, int] = {
     ev.DossierReceived: ALL_PARTS,
-    ev.DossierStatusChanged: RECEIVED_PART | COMPLETED_PART | ACTIVE_PART | QUALITY_PART,
-    ev.SupplementRequested: ACTIVE_PART | QUALITY_PART,
+    ev.DossierStatusChanged: RECEIVED_PART | COMPLETED_PART | ACTIVE_PART | TRANSITIONS_PART,
+    ev.SupplementRequested: ACTIVE_PART | TRANSITIONS_PART,
     ev.SupplementReceived: ACTIVE_PART,
-    ev.FinancialObligationRequested: RECEIVED_PART | ACTIVE_PART | QUALITY_PART,
+    ev.FinancialObligationRequested: RECEIVED_PART | ACTIVE_PART | TRANSITIONS_PART,
     ev.PaymentMade: RECEIVED_PART | ACTIVE_PART,
     ev.DigitisationRecorded: RECEIVED_PART,
     ev.ResultIssued: RECEIVED_PART | COMPLETED_PART,
     ev.PortalSyncAcknowledged: RECEIVED_PART,
     ev.DossierRated: ACTIVE_PART,
     ev.ProcessingStep: ACTIVE_PART | STEPS_PART,
-    ev.DueReappointed: ACTIVE_PART | QUALITY_PART,
+    ev.DueReappointed: ACTIVE_PART | RECORD_PART,
     ev.PetitionLinked: ACTIVE_PART,
 }
 
 
 def dossier_contribution(state: DossierState, as_of: int, context: Context, previous: Contribution = (),
                          stale: int = ALL_PARTS) -> Contribution:
-    """Five parts: counts by receipt period, by completion period, per active period, per officer
-    step, and data-quality findings (by receipt period).
+    """Six parts: counts by receipt period, by completion period, per active period, per officer
+    step, and data-quality findings by receipt period — of the record (dues, catalogue), and of its
+    status transitions.
 
-    With `previous` (the contribution last computed for this dossier), the active, steps and quality
-    parts are reused unless their bit is in `stale` (the receipt and completion parts are cheap and
-    always recomputed): the caller vouches that no event since changed them and that "as of" has
-    not reached the dossier's next_change().
+    With `previous` (the contribution last computed for this dossier), the active, steps and
+    findings parts are reused unless their bit is in `stale` (the receipt and completion parts are
+    cheap and always recomputed): the caller vouches that no event since changed them and that
+    "as of" has not reached the dossier's next_change().
     """
     received_at, unit = state.received_at, state.unit
     if received_at is None or unit is None or lc.is_excluded(state, as_of):
@@ -182,10 +183,15 @@ def dossier_contribution(state: DossierState, as_of: int, context: Context, prev
     if previous and len(previous) == PART_COUNT:
         active = previous[2] if not stale & ACTIVE_PART else _active(state, unit, as_of, context)
         steps = previous[3] if not stale & STEPS_PART else _steps(state, unit, as_of, context)
-        findings = previous[4] if not stale & QUALITY_PART else _quality(state, unit, received_month, context)
+        record = previous[4] if not stale & RECORD_PART else _findings(
+            quality.record_findings(state, context.directory, context.calendar), unit, received_month, context)
+        transitions = previous[5] if not stale & TRANSITIONS_PART else _findings(
+            lc.transition_problems(state), unit, received_month, context)
     else:
         active, steps = _active(state, unit, as_of, context), _steps(state, unit, as_of, context)
-        findings = _quality(state, unit, received_month, context)
+        record = _findings(quality.record_findings(state, context.directory, context.calendar), unit,
+                           received_month, context)
+        transitions = _findings(lc.transition_problems(state), unit, received_month, context)
     flags, channel, procedure = state.flags, state.channel, state.procedure
     fee_bearing, received_flags = state.fee > 0 or bool(flags & lc.FEE_SET), flags & RECEIVED_FLAGS
     document = returns_document(state, context.directory)
@@ -198,11 +204,10 @@ def dossier_contribution(state: DossierState, as_of: int, context: Context, prev
         electronic = bool(flags & lc.RESULT_ELECTRONIC)
         completed = ((unit, period_keys_at_month(month_index(completed_by)),
                       ORIGINAL_RESULT_NAMES[electronic]),)
-    return received, completed, active, steps, findings
+    return received, completed, active, steps, record, transitions
 
 
-def _quality(state: DossierState, unit: str, received_month: int, context: Context) -> Part:
-    found = quality.dossier_findings(state, context.directory, context.calendar)
+def _findings(found: tuple[str, ...], unit: str, received_month: int, context: Context) -> Part:
     if not found:
         return ()
     return _memo(context, ("q", unit, received_month, found),

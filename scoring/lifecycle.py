@@ -87,7 +87,9 @@ class DossierState(Struct, array_like=True, gc=False):
     rating: tuple[int, int] | None = None  # (time, rank): max wins
     reappointed: tuple[int, int] | None = None  # (time, new due): max wins
     steps: dict[str, Step] = {}
-    reappointed_dues: list[int] = []  # every distinct re-appointed due: more than one is a finding
+    # Every distinct re-appointed due (more than one is a finding). A tuple, not a list: the empty
+    # tuple is shared, while a list per dossier is one more object for the garbage collector to walk.
+    reappointed_dues: tuple[int, ...] = ()
     apology_at: int | None = None  # earliest apology letter sent
 
     @property
@@ -214,7 +216,8 @@ def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None
     candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
-    _add_time(state.reappointed_dues, candidate[1])
+    if candidate[1] not in state.reappointed_dues:
+        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))
     if event.apology_sent_at is not None:
         apology = _seconds(event.apology_sent_at)
         if state.apology_at is None or apology < state.apology_at:
@@ -389,6 +392,8 @@ def transition_problems(state: DossierState) -> tuple[str, ...]:
         if any(status not in (1, 3, 7) for status in status_at) or state.steps or state.flags:
             return ("never_received",)
         return ()
+    if 3 not in status_at and state.last_status[1] not in PROCESSING_STATUSES:
+        return ()  # the usual case, decided without a list
     problems = []
     if 3 in status_at:
         problems.append("refused_after_receipt")

@@ -53,21 +53,29 @@ def legal_due(state: DossierState, directory: Directory, calendar: WorkingCalend
 def dossier_findings(state: DossierState, directory: Directory, calendar: WorkingCalendar) -> tuple[str, ...]:
     """The findings of one dossier, as codes of FINDINGS (`unsynced` is left to DOSSIER_SYNC's own
     counters; `check` lists those dossiers)."""
-    found = list(lc.transition_problems(state))
+    return (*lc.transition_problems(state), *record_findings(state, directory, calendar))
+
+
+def record_findings(state: DossierState, directory: Directory, calendar: WorkingCalendar) -> tuple[str, ...]:
+    """Findings of the received record itself — its due, re-appointments, procedure and unit —
+    which only a receipt, a re-appointment or a catalogue change can alter."""
     if state.received_at is None:
-        return tuple(found)
-    limit_due = legal_due(state, directory, calendar)
-    if state.due_at is None and limit_due is None:
-        found.append("no_due")
-    elif state.due_at is not None and limit_due is not None and local_day(state.due_at) > local_day(limit_due):
-        found.append("due_beyond_limit")
-    if len(state.reappointed_dues) > 1:
-        found.append("reappointed_twice")
-    if state.reappointed_dues and state.due_at is not None:
-        hours = directory.hours(state.unit)
-        latest_apology = calendar.subtract_working_minutes(state.due_at, hours.minutes_per_day, hours)
-        if state.apology_at is None or state.apology_at > latest_apology:
-            found.append("apology_late")
+        return ()
+    found = []
+    if state.due_at is None:
+        if legal_due(state, directory, calendar) is None:
+            found.append("no_due")
+    else:
+        limit_due = legal_due(state, directory, calendar)
+        if limit_due is not None and local_day(state.due_at) > local_day(limit_due):
+            found.append("due_beyond_limit")
+        if state.reappointed_dues:
+            if len(state.reappointed_dues) > 1:
+                found.append("reappointed_twice")
+            hours = directory.hours(state.unit)
+            latest_apology = calendar.subtract_working_minutes(state.due_at, hours.minutes_per_day, hours)
+            if state.apology_at is None or state.apology_at > latest_apology:
+                found.append("apology_late")
     if directory.procedures and state.procedure not in directory.procedures:
         found.append("unknown_procedure")
     if directory.units and state.unit not in directory.units:
