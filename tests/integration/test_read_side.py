@@ -188,6 +188,36 @@ def test_quality_counts_come_from_the_projection(api_server):
         {"code": clean, "name": report[clean]["name"], "findings": {}}]
 
 
+def test_check_reads_the_same_counts_from_a_namespace(api_server, tmp_path):
+    from openpyxl import load_workbook
+
+    seed_rejections(redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"]), "year:2026", {"not_json": 1})
+    expected = api_server.get("/api/quality", period="year:2026", unit="H15").json()
+    done = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--unit", "H15", "--format", "json")
+    assert orjson.loads(done.stdout) == expected  # the same store code as the API
+    assert "Chỉ có số lượng" in done.stderr  # a namespace keeps no dossier codes, and says so
+    finding = next(iter(expected["units"][0]["findings"]))
+    table = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--lang", "en")
+    assert expected["labels"][finding]["en"] in table.stdout and "Counts only" in table.stderr
+    assert "Refused events" in table.stdout and "Not JSON" in table.stdout
+    xlsx = tmp_path / "check.xlsx"
+    chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--unit", "H15", "--format", "xlsx",
+             "--out", str(xlsx))
+    book = load_workbook(xlsx)
+    assert book.sheetnames == ["Kiểm tra dữ liệu", "Sự kiện bị từ chối"]
+    rows = list(book["Kiểm tra dữ liệu"].iter_rows(min_row=2, values_only=True))
+    assert {(code, problem): count for code, _, problem, _, count in rows} == {
+        (unit["code"], problem): count for unit in expected["units"] for problem, count in unit["findings"].items()}
+    refused = {row[0]: row[2:] for row in book["Sự kiện bị từ chối"].iter_rows(min_row=2, values_only=True)}
+    assert refused["not_json"] == (expected["rejected"]["not_json"], expected["rejected_all_time"]["not_json"])
+    only = orjson.loads(chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--problem", "not_json",
+                                 "--format", "json").stdout)
+    assert only["units"] == [] and set(only["rejected"]) == {"not_json"}
+    for args, message in ((("--unit", "NOPE"), "NOPE"), (("--period", "year:2031"), "year:2031")):
+        failed = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", *args, check=False)
+        assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+
+
 def test_public_responses_carry_no_personal_data(api_server):
     bodies = [api_server.get("/api/leaderboard", period="year:2026", group="agencies:H15").json(),
               api_server.get("/api/units/H15.01", period="year:2026").json(),
