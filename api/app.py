@@ -65,6 +65,8 @@ PeriodQuery = Annotated[str, Query(max_length=32, description="month:YYYY-MM, qu
 PageQuery = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
 SizeQuery = Annotated[int, Query(ge=1, le=500, description="items per page")]
 Code = Annotated[str, PathParam(pattern=CODE_PATTERN, description="unit code", examples=["H15", "H15.01"])]
+UnitFilter = Annotated[str | None, Query(pattern=CODE_PATTERN, description="a unit and everything below it "
+                                                                          "(default: every unit with findings)")]
 OfficerId = Annotated[str, PathParam(pattern=CODE_PATTERN, description="officer id", examples=["H15.01-CB01"])]
 
 
@@ -184,6 +186,10 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         months = [key for key in await projection.periods() if key.startswith("month:")]
         stake_period = parse_period(months[-1]) if months else None
         return await projection.dossiers(which, owner_kind, owner, Page(page, size), stake_period)
+
+    @app.get("/api/quality", summary="Data-quality counts: findings per unit, refused events by reason")
+    async def quality(period: PeriodQuery, unit: UnitFilter = None) -> dict:
+        return await projection.quality(_period(period), unit)
 
     @app.get("/api/alerts", summary="Recent alerts, newest first")
     async def alerts(unit: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,

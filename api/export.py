@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.store import Page, Projection
+from api.store import Page, Projection, under
 from scoring.periods import parse_period
 from scoring.ruleset import GROUP_CODES
 
@@ -51,19 +51,6 @@ def _rate(indicator: dict) -> float | None:
     return indicator["numerator"] / indicator["denominator"] if indicator["denominator"] else None
 
 
-def _under(units: dict[str, dict], root: str) -> list[dict]:
-    """`root` and every unit below it."""
-    def inside(code: str | None) -> bool:
-        seen = set()
-        while code and code not in seen:
-            if code == root:
-                return True
-            seen.add(code)
-            code = units[code]["parent"] if code in units else None
-        return False
-    return [unit for code, unit in units.items() if inside(code)]
-
-
 async def monthly_notice(projection: Projection, month: str, root: str, lang: str = "vi") -> list[Sheet]:
     period = parse_period(month)
     if period.kind != "month":
@@ -72,7 +59,7 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
     units = await projection.units(period.key)
     await projection.unit(period.key, root)  # unknown unit → NotFound
     previous = await projection.units(period.previous.key)
-    members = sorted(_under(units, root), key=lambda u: (u["peer_group"], u["rank"] or 10**9, u["code"]))
+    members = sorted(under(units, root), key=lambda u: (u["peer_group"], u["rank"] or 10**9, u["code"]))
     month_text = period.key.removeprefix("month:")
 
     ranking = Sheet("units", labels["units"], [labels["peer_group"], labels["rank"], labels["movement"],

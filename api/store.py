@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from scoring.calendar import iso
 from scoring.periods import Period, parse_period, period_at
+from scoring.quality_labels import problem_labels
 from scoring.ruleset import Ruleset
 
 LISTS = ("overdue", "approaching")
@@ -165,6 +166,35 @@ class Projection:
         officers = [{"officer": officer.decode(), **orjson.loads(value)} for officer, value in entries.items()]
         return sorted(officers, key=lambda row: (-row.get("points_cost", 0), row["officer"]))
 
+    # --- data quality ---------------------------------------------------------------------------
+
+    async def quality(self, period: str, unit: str | None = None) -> dict:
+        """The data-quality counts of a period: each unit's findings (pooled like its scores: a
+        unit's count includes everything below it) and the namespace's refused events by reason —
+        in the period (by when they were processed) and all time. With `unit`: it (always, even
+        with no findings) and the units below it that have findings; without: every unit that
+        has some. Counts only: the projection keeps no list of the dossiers behind them."""
+        meta = await self.meta(period)
+        units = await self.units(period)
+        if unit is not None and unit not in units:
+            raise unknown_unit(unit, f"period {period}")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.key("rejected", period))
+        pipe.hgetall(self.key("rejected"))
+        in_period, all_time = (_counts(entries) for entries in await pipe.execute())
+        if unit is None:
+            chosen = sorted(units)
+        else:
+            chosen = [unit, *sorted(member["code"] for member in under(units, unit) if member["code"] != unit)]
+        rows = []
+        for code in chosen:
+            findings = {name: count for name, count in sorted(units[code].get("findings", {}).items()) if count}
+            if findings or code == unit:
+                rows.append({"code": code, "name": units[code]["name"], "findings": findings})
+        seen = {name for row in rows for name in row["findings"]} | set(in_period) | set(all_time)
+        return {"period": period, "as_of": meta["as_of"], "units": rows, "rejected": in_period,
+                "rejected_all_time": all_time, "labels": problem_labels(seen)}
+
     # --- dossier lists --------------------------------------------------------------------------
 
     async def list_size(self, which: str, owner_kind: str, owner: str) -> int:
@@ -214,3 +244,20 @@ class Projection:
 
     def current_month(self, as_of: str) -> Period:
         return parse_period(f"month:{as_of[:7]}")
+
+
+def _counts(entries: dict[bytes, bytes]) -> dict[str, int]:
+    return {name.decode(): int(count) for name, count in sorted(entries.items()) if int(count)}
+
+
+def under(units: dict[str, dict], root: str) -> list[dict]:
+    """`root` and every unit below it, by the units' parents (a loop in them ends the walk)."""
+    def inside(code: str | None) -> bool:
+        seen = set()
+        while code and code not in seen:
+            if code == root:
+                return True
+            seen.add(code)
+            code = units[code]["parent"] if code in units else None
+        return False
+    return [unit for code, unit in units.items() if inside(code)]

@@ -16,6 +16,7 @@ from cli import resources
 from cli.common import dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import PROBLEM_LABELS, Language, problem_label
+from cli.readside import read_projection
 from scoring.calendar import iso
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period, periods_of
@@ -45,14 +46,29 @@ def report_findings(units: list[UnitScore]) -> None:
                   + ", ".join(f"{code} {count:,}" for code, count in sorted(totals.items())))
 
 
+# Said wherever namespace counts are shown: the workers keep counters, not the dossiers behind them.
+COUNTS_ONLY = {
+    Language.vi: "Chỉ có số lượng: namespace không lưu danh sách hồ sơ có vấn đề; chạy chiso766 check HISTORY để"
+                 " xem mã hồ sơ.",
+    Language.en: "Counts only: a namespace keeps no list of the dossiers behind them; run chiso766 check HISTORY"
+                 " for the dossier codes.",
+}
+
+
 def check(
-    history: Annotated[str, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin.")],
+    history: Annotated[str | None, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin; "
+                                                       "leave out with --namespace.")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", help="Instead of a history: the counts a running namespace's workers keep in Redis "
+                            "(findings per unit, refused events by reason; no dossier codes).")] = None,
     period: Annotated[str | None, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY "
-                                                    "(default: the year of the latest event).")] = None,
+                                                    "(default: the year of the latest event; required "
+                                                    "with --namespace).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of (default: latest event).")] = None,
     now: Annotated[str | None, typer.Option("--now", help="The moment of processing (default: the wall "
                                                           "clock); events dated after it are refused.")] = None,
-    unit: Annotated[str | None, typer.Option(help="Only this unit (with what is below it pooled in).")] = None,
+    unit: Annotated[str | None, typer.Option(help="Only this unit (with what is below it pooled in); with "
+                                                  "--namespace, the units below it that have findings too.")] = None,
     problem: Annotated[str | None, typer.Option(help="Only this problem code.")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json, csv or xlsx.")] = Format.table,
     out_path: Annotated[Path | None, typer.Option("--out", help="File for csv / xlsx.")] = None,
@@ -62,11 +78,24 @@ def check(
 ) -> None:
     """Per unit: refused events by reason, impossible transitions, dossiers that cannot be judged,
     dues beyond the legal limit, unknown procedures or units, dossiers never synced — with the
-    dossier codes and the points each problem may be costing. Exit code 0 whatever it finds."""
-    if missing(history):
-        fail(f"history file {history} does not exist")
+    dossier codes and the points each problem may be costing. With --namespace instead of a
+    history: the same counts from a running pipeline's Redis projection, without dossier codes.
+    Exit code 0 whatever it finds."""
+    if (history is None) == (namespace is None):
+        fail("give a HISTORY file, or --namespace NS to read a running pipeline's counts"
+             if history is None else "a HISTORY file and --namespace exclude each other: give one")
     if output in (Format.csv, Format.xlsx) and out_path is None:
         fail(f"--format {output} writes a file: give --out FILE")
+    if namespace is not None:
+        if as_of is not None or now is not None:
+            fail("--as-of and --now judge a HISTORY; a namespace's counts are as of its workers' clock")
+        if period is None:
+            fail("--namespace needs --period (month:YYYY-MM, quarter:YYYY-QN or year:YYYY)")
+        check_namespace(namespace, period, unit, problem, output, out_path, lang)
+        return
+    assert history is not None  # for the type checker: exactly one of the two was given
+    if missing(history):
+        fail(f"history file {history} does not exist")
     cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
     engine = Engine(resources.load_ruleset(), resources.load_calendar())
     stats = load_history(history, engine, cutoff, not_after(now), keep_rejections=True)
@@ -156,3 +185,87 @@ def write_export(document: dict, output: Format, path: Path, lang: Language) -> 
                                  found["count"], found["points"]])
             dossiers.rows.extend([unit["code"], found["code"], code] for code in found["dossiers"])
     (write_xlsx if output is Format.xlsx else write_csv)([summary, dossiers], path)
+
+
+# --- from a running namespace ----------------------------------------------------------------------
+
+def check_namespace(namespace: str, period: str, unit: str | None, problem: str | None, output: Format,
+                    out_path: Path | None, lang: Language) -> None:
+    """`check --namespace`: the API's `/api/quality` document, read through the same store code."""
+    try:
+        key = parse_period(period).key
+    except PeriodError as error:
+        fail(str(error))
+    document = read_projection(namespace, lambda projection: projection.quality(key, unit))
+    if problem is not None:
+        known = {*PROBLEM_LABELS[Language.en], *document["rejected_all_time"]}
+        if problem not in known:
+            fail(f"unknown problem {problem!r}; known: {', '.join(sorted(known))}")
+        document = only_problem(document, problem, unit)
+    err.print(COUNTS_ONLY[lang])
+    if output is Format.json:
+        dump(document)
+    elif output is Format.table:
+        for grid in namespace_tables(document, namespace, lang):
+            out.print(grid)
+    else:
+        write_namespace_export(document, output, out_path, lang)  # type: ignore[arg-type]
+        err.print(f"wrote {out_path}")
+
+
+def only_problem(document: dict, problem: str, unit: str | None) -> dict:
+    """The document with one problem code only (the requested unit stays, as in the API)."""
+    units = [{**row, "findings": {code: n for code, n in row["findings"].items() if code == problem}}
+             for row in document["units"]]
+    return {**document, "units": [row for row in units if row["findings"] or row["code"] == unit],
+            "rejected": {code: n for code, n in document["rejected"].items() if code == problem},
+            "rejected_all_time": {code: n for code, n in document["rejected_all_time"].items() if code == problem}}
+
+
+def namespace_tables(document: dict, namespace: str, lang: Language) -> tuple[Table, Table]:
+    vi = lang is Language.vi
+    nothing = "Không có vấn đề" if vi else "No problems"
+    findings = Table(title=("Kiểm tra chất lượng dữ liệu" if vi else "Data-quality check")
+                     + f" — {document['period']} — namespace {namespace}",
+                     caption=("Tính đến " if vi else "As of ") + document["as_of"] + ". " + COUNTS_ONLY[lang])
+    for column in (("Đơn vị", "Unit"), ("Vấn đề", "Problem"), ("Số lượng", "Count")):
+        findings.add_column(column[0] if vi else column[1], justify="right" if column[1] == "Count" else "left")
+    for unit in document["units"]:
+        if not unit["findings"]:
+            findings.add_row(f"{unit['code']} {unit['name']}", nothing, "")
+        for index, (code, count) in enumerate(unit["findings"].items()):
+            findings.add_row(f"{unit['code']} {unit['name']}" if index == 0 else "", problem_label(code, lang),
+                             f"{count:,}")
+    if not document["units"]:
+        findings.add_row("", nothing, "")
+    rejected = Table(title="Sự kiện bị từ chối" if vi else "Refused events")
+    for column in (("Lý do", "Reason"), (f"Trong kỳ {document['period']}", f"In {document['period']}"),
+                   ("Từ đầu", "All time")):
+        rejected.add_column(column[0] if vi else column[1], justify="left" if column[1] == "Reason" else "right")
+    reasons = sorted({*document["rejected"], *document["rejected_all_time"]})
+    for code in reasons:
+        rejected.add_row(problem_label(code, lang), f"{document['rejected'].get(code, 0):,}",
+                         f"{document['rejected_all_time'].get(code, 0):,}")
+    if not reasons:
+        rejected.add_row(nothing, "", "")
+    return findings, rejected
+
+
+def write_namespace_export(document: dict, output: Format, path: Path, lang: Language) -> None:
+    from api.export import Sheet, write_csv, write_xlsx
+
+    vi = lang is Language.vi
+    findings = Sheet("check", "Kiểm tra dữ liệu" if vi else "Data check",
+                     ["Mã đơn vị" if vi else "Unit code", "Đơn vị" if vi else "Unit", "Mã vấn đề" if vi else "Code",
+                      "Vấn đề" if vi else "Problem", "Số lượng" if vi else "Count"])
+    for unit in document["units"]:
+        findings.rows.extend([unit["code"], unit["name"], code, problem_label(code, lang), count]
+                             for code, count in unit["findings"].items())
+    rejected = Sheet("rejected", "Sự kiện bị từ chối" if vi else "Refused events",
+                     ["Mã lý do" if vi else "Code", "Lý do" if vi else "Reason",
+                      f"Trong kỳ {document['period']}" if vi else f"In {document['period']}",
+                      "Từ đầu" if vi else "All time"])
+    rejected.rows.extend([code, problem_label(code, lang), document["rejected"].get(code, 0),
+                          document["rejected_all_time"].get(code, 0)]
+                         for code in sorted({*document["rejected"], *document["rejected_all_time"]}))
+    (write_xlsx if output is Format.xlsx else write_csv)([findings, rejected], path)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Data-quality problem labels (`chiso766 check`) live in `scoring.quality_labels`, where the API reads
+# them too (it may not import the CLI); re-exported so the CLI keeps one place to look for labels.
+from scoring.quality_labels import PROBLEM_LABELS, problem_label
+
+__all__ = ["LABELS", "PROBLEM_LABELS", "Language", "peer_group_label", "problem_label"]
+
 
 class Language(StrEnum):
     vi = "vi"
@@ -56,59 +62,3 @@ def peer_group_label(peer_group: str, labels: dict[str, str]) -> str:
     kind, _, parent = peer_group.partition(":")
     return f"{labels.get(kind, kind)} {parent}".strip()
 
-
-# Data-quality problems (`chiso766 check`): findings of `scoring.quality` and rejection reasons.
-PROBLEM_LABELS: dict[Language, dict[str, str]] = {
-    Language.vi: {
-        "refused_after_receipt": "Từ chối tiếp nhận (trạng thái 3) sau khi đã tiếp nhận",
-        "status_after_end": "Trạng thái xử lý sau khi hồ sơ đã kết thúc",
-        "never_received": "Có cập nhật nhưng chưa từng tiếp nhận",
-        "no_due": "Không có hạn xử lý (không đánh giá được)",
-        "due_beyond_limit": "Ngày hẹn trả vượt thời hạn luật định",
-        "reappointed_twice": "Hẹn lại ngày trả quá một lần",
-        "apology_late": "Thiếu thư xin lỗi hoặc gửi muộn (ít nhất 1 ngày làm việc trước hạn)",
-        "unknown_procedure": "Thủ tục không có trong danh mục",
-        "unknown_unit": "Đơn vị không có trong danh mục",
-        "unsynced": "Chưa đồng bộ lên Cổng DVCQG",
-        "future_time": "Sự kiện ghi thời điểm trong tương lai",
-        "unusable_code": "Mã chứa ký tự điều khiển hoặc `|`",
-        "empty_array": "Dòng là mảng rỗng",
-        "not_json": "Không phải JSON",
-        "not_utf8": "Không phải UTF-8",
-        "oversized": "Quá lớn",
-        "unknown_event_type": "Loại sự kiện không xác định",
-        "missing_event_type": "Thiếu loại sự kiện",
-        "missing_field": "Thiếu trường bắt buộc",
-        "wrong_type": "Sai kiểu dữ liệu",
-        "invalid_value": "Giá trị không hợp lệ",
-        "impossible_timestamp": "Thời điểm không hợp lệ",
-    },
-    Language.en: {
-        "refused_after_receipt": "Refused at reception (status 3) after being received",
-        "status_after_end": "Processing status after the dossier ended",
-        "never_received": "Updates for a dossier never received",
-        "no_due": "No due date (cannot be judged)",
-        "due_beyond_limit": "Due date beyond the legal time limit",
-        "reappointed_twice": "Return date re-appointed more than once",
-        "apology_late": "Apology letter missing or late (at least 1 working day before due)",
-        "unknown_procedure": "Procedure not in the catalogue",
-        "unknown_unit": "Unit not in the registry",
-        "unsynced": "Never synced to the national portal",
-        "future_time": "Event dated in the future",
-        "unusable_code": "Code holds a control character or `|`",
-        "empty_array": "Empty array line",
-        "not_json": "Not JSON",
-        "not_utf8": "Not UTF-8",
-        "oversized": "Too large",
-        "unknown_event_type": "Unknown event type",
-        "missing_event_type": "Missing event type",
-        "missing_field": "Missing required field",
-        "wrong_type": "Wrong type",
-        "invalid_value": "Invalid value",
-        "impossible_timestamp": "Impossible timestamp",
-    },
-}
-
-
-def problem_label(code: str, lang: Language) -> str:
-    return PROBLEM_LABELS[lang].get(code, code)

@@ -9,8 +9,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import orjson
 import typer
@@ -22,6 +23,10 @@ from cli.common import err, fail
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
+if TYPE_CHECKING:
+    from api.store import Projection
+
+T = TypeVar("T")
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -46,6 +51,35 @@ def _projection(namespace: str):
     from cli.resources import load_ruleset
 
     return Projection(aioredis.from_url(_redis_url()), namespace, load_ruleset())
+
+
+def read_projection(namespace: str, read: Callable[[Projection], Awaitable[T]]) -> T:
+    """What `read` finds in the namespace's projection. An unreachable Redis, an unknown unit or
+    period and a malformed period are each one line on stderr (exit 2), never a traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from api.store import NotFound
+    from scoring.periods import PeriodError
+
+    projection = _projection(namespace)
+    server = projection.client.connection_pool.connection_kwargs
+    where = server.get("path") or f"{server.get('host')}:{server.get('port')}"  # never the URL: it may hold a password
+
+    async def run() -> T:
+        try:
+            return await read(projection)
+        finally:
+            await projection.client.aclose()
+
+    try:
+        return asyncio.run(run())
+    except (RedisConnectionError, RedisTimeoutError):
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    except NotFound as error:
+        fail(error.detail)
+    except PeriodError as error:
+        fail(str(error))
 
 
 def api(

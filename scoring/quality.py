@@ -25,8 +25,8 @@ from scoring.ruleset import Ruleset
 if TYPE_CHECKING:  # contributions imports this module: its types are only types here
     from scoring.contributions import Context, PetitionState
 
-# Finding codes, in the order reports list them, with what each means (English; the CLI labels
-# carry the Vietnamese).
+# Finding codes, in the order reports list them, with what each means (English; the short labels
+# people read, Vietnamese and English, are in `scoring.quality_labels`).
 FINDINGS: dict[str, str] = {
     "refused_after_receipt": "status 3 (refused at reception) for a dossier already received: ignored, the"
                              " receipt stands",

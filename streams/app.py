@@ -42,7 +42,7 @@ from streams.config import (
     Settings,
 )
 from streams.faust_fixes import QuietMonitor
-from streams.projection import queue_alerts, queue_listings, write_scores
+from streams.projection import queue_alerts, queue_listings, queue_rejections, write_scores
 from streams.projector import Projector
 from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
 
@@ -120,6 +120,8 @@ def build_app(settings: Settings) -> faust.App:
                         if isinstance(event, ev.UnitUpserted | ev.ProcedureUpserted):
                             directory.apply(event)
                         else:
+                            # The metric only, not `PREFIX:rejected`: every worker reads the whole
+                            # catalogue, so a shared count would grow once per worker.
                             metrics.REJECTED.labels(reason=getattr(event, "reason", "not_catalogue")).inc()
         finally:
             await consumer.stop()
@@ -161,9 +163,13 @@ def build_app(settings: Settings) -> faust.App:
             entries = [(owner, period, counters) for (owner, period), counters in merged.items()]
         message = {"source": result.source, "as_of": result.as_of, "watermark": watermark,
                    "replace": replaced is not None, "entries": entries, "catalog_end": catalog_end}
+        rejected: dict[str, int] = {}
         for letter in result.dead_letters:
-            metrics.REJECTED.labels(reason=letter.rejection.reason).inc()
+            reason = letter.rejection.reason
+            rejected[reason] = rejected.get(reason, 0) + 1
             await dead_letter_topic.send(value=orjson.dumps(letter.as_json()))
+        for reason, count in rejected.items():
+            metrics.REJECTED.labels(reason=reason).inc(count)
         for rerouted in rerouted_messages(result.reroute, settings.partitions):
             await source_topics[rerouted.topic].send(key=rerouted.key, value=rerouted.value,
                                                      partition=rerouted.partition)
@@ -171,6 +177,8 @@ def build_app(settings: Settings) -> faust.App:
         listing_calls = queue_listings(pipe, prefix, result.listings)
         alert_calls = queue_alerts(pipe, prefix, result.alerts, settings.alert_stream_maxlen)
         pipe.hset(f"{prefix}:clock", result.source, result.as_of)
+        if rejected:  # after the lists and alerts: `finish` reads their replies by position
+            queue_rejections(pipe, prefix, rejected, settings.now())
 
         async def finish() -> None:
             replies = await pipe.execute()

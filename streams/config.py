@@ -31,10 +31,13 @@ class Settings:
     now_override: str | None = field(default_factory=lambda: os.environ.get("CHISO766_NOW") or None)
     future_tolerance: int = FUTURE_TOLERANCE_SECONDS
 
+    def now(self) -> int:
+        """The moment of processing, epoch seconds: the wall clock, or CHISO766_NOW."""
+        return int(datetime.fromisoformat(self.now_override).timestamp() if self.now_override else time.time())
+
     def not_after(self) -> int:
         """Epoch seconds after which an event is from the future."""
-        now = datetime.fromisoformat(self.now_override).timestamp() if self.now_override else time.time()
-        return int(now) + self.future_tolerance
+        return self.now() + self.future_tolerance
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}.{name}"

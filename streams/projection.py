@@ -20,19 +20,22 @@ Keys (PREFIX is the namespace):
   PREFIX:keys:PERIOD                          SET   leaderboard and officer keys of a period (for rewrites)
   PREFIX:replay:TOKEN                         HASH  source → as_of, once a replay's watermark got through
   PREFIX:sources                              HASH  source → as_of (progress of each input partition)
+  PREFIX:rejected, PREFIX:rejected:PERIOD     HASH  reason → events refused (dead letters), all time and by the
+                                                    month / quarter / year they were processed in; counted
+                                                    as they happen, so a rebuild cannot restore them
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import orjson
 import redis.asyncio as aioredis
 
 from scoring.alerts import Alert
 from scoring.calendar import iso, local
-from scoring.periods import parse_period
+from scoring.periods import month_index, parse_period, period_keys_at_month
 from scoring.report import unit_json
 from scoring.rollup import OfficerTally, UnitScore
 from scoring.ruleset import Ruleset, as_number
@@ -126,6 +129,19 @@ for _, row in ipairs(cjson.decode(ARGV[2])) do
 end
 return 0
 """
+
+
+def queue_rejections(pipe: aioredis.client.Pipeline, prefix: str, reasons: Mapping[str, int], moment: int) -> None:
+    """Add a batch's refused events, by reason, to the all-time hash and those of the month, quarter
+    and year of `moment` (when they were processed: a refused event may carry no usable date of
+    its own). Queued on the batch's pipeline, so they cost no round trip of their own; a batch with
+    no rejections queues nothing."""
+    if not reasons:
+        return
+    keys = (f"{prefix}:rejected", *(f"{prefix}:rejected:{key}" for key in period_keys_at_month(month_index(moment))))
+    for key in keys:
+        for reason, count in reasons.items():
+            pipe.hincrby(key, reason, count)
 
 
 def alert_json_head(alert: Alert) -> str:

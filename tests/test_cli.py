@@ -268,3 +268,25 @@ def test_check_says_what_is_wrong_with_its_arguments(history):
     assert "give --out FILE" in invoke("check", str(history), "--format", "csv").output
     assert invoke("check", "/nope.jsonl").exit_code == 2
     assert "unknown problem" in invoke("check", str(history), "--problem", "gremlins").output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "give a HISTORY file"),
+    (["history.jsonl", "--namespace", "ns"], "exclude each other"),
+    (["--namespace", "ns"], "needs --period"),
+    (["--namespace", "ns", "--period", "year:2026", "--as-of", "2026-05-01T00:00:00+07:00"], "--as-of and --now"),
+    (["--namespace", "ns", "--period", "2026"], "malformed period"),
+    (["--namespace", "ns", "--period", "year:2026", "--format", "xlsx"], "give --out FILE"),
+])
+def test_check_reads_a_history_or_a_namespace(args, message):
+    result = invoke("check", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_check_namespace_with_redis_unreachable_is_one_clear_line(monkeypatch):
+    # A real connection attempt: nothing listens on port 1.
+    monkeypatch.setenv("CHISO766_REDIS_URL", "redis://:secret@127.0.0.1:1/0")
+    result = invoke("check", "--namespace", "ns", "--period", "year:2026")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == ["error: cannot reach Redis at 127.0.0.1:1 (is it running?)"]
+    assert "secret" not in result.output

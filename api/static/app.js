@@ -13,6 +13,9 @@ const LABELS = {
     provinces: "Tỉnh, thành phố", ministries: "Bộ, ngành", agencies: "Sở, ban, ngành", communes: "Xã, phường",
     approaching_kind: "Sắp đến hạn", apology_due_kind: "Cần xin lỗi", overdue_kind: "Quá hạn",
     steps_on_time: "Đúng hạn", steps_late: "Trễ hạn", overdue_held: "Đang quá hạn", lang: "English",
+    quality: "Chất lượng dữ liệu", no_problems: "Không có vấn đề", problem: "Vấn đề", reason: "Lý do", count: "Số lượng",
+    rejected: "Sự kiện bị từ chối (cả hệ thống)", in_period: "Trong kỳ", all_time: "Từ đầu",
+    counts_only: "Chỉ có số lượng; lệnh chiso766 check HISTORY liệt kê mã hồ sơ.",
   },
   en: {
     title: "Decision 766 index", period: "Period", peer_group: "Peer group", alerts: "Alerts", as_of: "As of",
@@ -25,6 +28,9 @@ const LABELS = {
     provinces: "Provinces", ministries: "Ministries", agencies: "Agencies", communes: "Communes",
     approaching_kind: "Approaching", apology_due_kind: "Apology due", overdue_kind: "Overdue",
     steps_on_time: "On time", steps_late: "Late", overdue_held: "Overdue held", lang: "Tiếng Việt",
+    quality: "Data quality", no_problems: "No problems", problem: "Problem", reason: "Reason", count: "Count",
+    rejected: "Refused events (whole namespace)", in_period: "In period", all_time: "All time",
+    counts_only: "Counts only; chiso766 check HISTORY lists the dossier codes.",
   },
 };
 const GROUPS = ["CKMB", "TDGQ", "CLGQ", "TTTT", "MDSH", "MDHL"];
@@ -37,6 +43,7 @@ const esc = (value) => String(value ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const num = (value) => value == null ? "–" : Number(value).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB",
   { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const whole = (value) => Number(value ?? 0).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB");
 const when = (iso) => iso ? new Date(iso).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB",
   { timeZone: "Asia/Ho_Chi_Minh", dateStyle: "short", timeStyle: "short" }) : "–";
 
@@ -138,11 +145,12 @@ function trendChart(points) {
 async function renderUnit(code) {
   $("#group-picker").hidden = true;
   const period = encodeURIComponent(state.period);
-  const [unit, overdue, approaching, officers] = await Promise.all([
+  const [unit, overdue, approaching, officers, quality] = await Promise.all([
     api(`/api/units/${encodeURIComponent(code)}?period=${period}`),
     api(`/api/units/${encodeURIComponent(code)}/dossiers?list=overdue&size=20`),
     api(`/api/units/${encodeURIComponent(code)}/dossiers?list=approaching&size=20`),
     api(`/api/units/${encodeURIComponent(code)}/officers?period=${period}`),
+    api(`/api/quality?period=${period}&unit=${encodeURIComponent(code)}`),
   ]);
   $("#as-of").textContent = `${t("as_of")} ${when(unit.as_of)}`;
   const name = (g) => state.lang === "vi" ? g.name_vi : g.name_en;
@@ -173,9 +181,32 @@ async function renderUnit(code) {
       <th class="num">${t("points_cost")}</th></tr></thead><tbody>${officers.officers.map((o) => `<tr><td>${esc(o.officer)}</td>
       <td class="num">${o.steps_on_time ?? 0}</td><td class="num">${o.steps_late ?? 0}</td><td class="num">${o.overdue_held ?? 0}</td>
       <td class="num">${num(o.points_cost)}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${t("none")}</p>`}
+    ${qualityPanel(quality, code)}
     ${unit.children.length ? `<h3>${t("children")}</h3><table><tbody>${unit.children.map((c) => `<tr>
       <td><a href="#/unit/${encodeURIComponent(c.code)}">${esc(c.name)}</a> <span class="muted">${esc(c.code)}</span></td>
       <td class="num">${num(c.total)}</td></tr>`).join("")}</tbody></table>` : ""}`;
+}
+
+// The unit's data-quality findings (its own row: pooled over everything below it, like its score)
+// and the events the workers refused, which belong to no unit.
+function qualityPanel(quality, code) {
+  const label = (problem) => quality.labels[problem]?.[state.lang] ?? problem;
+  const own = quality.units.find((row) => row.code === code);
+  const findings = Object.entries(own ? own.findings : {});
+  const reasons = [...new Set([...Object.keys(quality.rejected), ...Object.keys(quality.rejected_all_time)])].sort();
+  const none = `<p class="muted">${t("no_problems")}</p>`;
+  return `<div id="quality"><h3>${t("quality")}</h3>
+    ${findings.length ? `<table id="quality-findings"><thead><tr><th>${t("problem")}</th><th></th>
+      <th class="num">${t("count")}</th></tr></thead><tbody>${findings.map(([problem, count]) => `<tr>
+      <td>${esc(label(problem))}</td><td class="muted">${esc(problem)}</td><td class="num">${whole(count)}</td></tr>`).join("")}
+      </tbody></table>` : none}
+    <h4>${t("rejected")}</h4>
+    ${reasons.length ? `<table id="quality-rejected"><thead><tr><th>${t("reason")}</th><th></th>
+      <th class="num">${t("in_period")}</th><th class="num">${t("all_time")}</th></tr></thead><tbody>
+      ${reasons.map((reason) => `<tr><td>${esc(label(reason))}</td><td class="muted">${esc(reason)}</td>
+      <td class="num">${whole(quality.rejected[reason])}</td><td class="num">${whole(quality.rejected_all_time[reason])}</td>
+      </tr>`).join("")}</tbody></table>` : none}
+    <p class="muted note">${t("counts_only")}</p></div>`;
 }
 
 function alertItem(alert) {

@@ -74,7 +74,8 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         before = server.get(f"/api/units/{code}", period=period).json()["total"]
         assert shown == vietnamese(before)
 
-        second = asyncio.run(replay.publish(settings, lines[cut:]))
+        # One broken line: the worker refuses it, and the unit page's data-quality panel counts it.
+        second = asyncio.run(replay.publish(settings, [*lines[cut:], b"{broken"]))
         asyncio.run(replay.wait_for(settings, second, 300, worker=worker.process))
         after = server.get(f"/api/units/{code}", period=period).json()["total"]
         assert after != before, "the rest of the history moves the score"
@@ -101,9 +102,34 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         assert meters == 6 and indicators == len(server.get("/api/ruleset").json()["indicators"])
         browser.save_screenshot(str(ARTIFACTS / "unit.png"))
 
+        # The data-quality panel of the province: its findings (pooled over every unit below it,
+        # which the simulated history gives some) and the namespace's refused events.
+        browser.execute_script("location.hash = '#/unit/H15';")
+        wait.until(lambda page: page.find_element(By.ID, "unit-title").text.startswith(
+            server.get("/api/units/H15", period=period).json()["name"]))
+        quality = server.get("/api/quality", period=period, unit="H15").json()
+        own = quality["units"][0]["findings"]
+        assert own, "the simulated province has data-quality findings"
+        wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#quality-findings tbody tr"))
+        title, rows, refused = browser.execute_script(
+            "const panel = document.getElementById('quality');"
+            "return [panel.querySelector('h3').textContent,"
+            " [...panel.querySelectorAll('#quality-findings tbody tr')].map(row => row.textContent),"
+            " [...panel.querySelectorAll('#quality-rejected tbody tr')].map(row => row.textContent)];")
+        assert title == "Chất lượng dữ liệu"
+        assert len(rows) == len(own)
+        for row, (problem, count) in zip(rows, own.items(), strict=True):
+            assert quality["labels"][problem]["vi"] in row and problem in row and f"{count:,}".replace(",", ".") in row
+        assert quality["rejected_all_time"] == {"not_json": 1}
+        assert len(refused) == 1 and "Không phải JSON" in refused[0]
+        browser.execute_script("document.getElementById('quality').scrollIntoView();")
+        browser.save_screenshot(str(ARTIFACTS / "quality.png"))
+
         browser.find_element(By.ID, "lang").click()
         wait.until(lambda page: page.find_element(By.CSS_SELECTOR, "h1").text == "Decision 766 index")
-        assert "Indicators" in browser.page_source
+        # The header switches at once; the unit page is redrawn once its five requests are back.
+        english = quality["labels"][next(iter(own))]["en"]
+        wait.until(lambda page: all(text in page.page_source for text in ("Indicators", "Data quality", english)))
     finally:
         if server:
             stop_api(server)

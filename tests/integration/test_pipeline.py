@@ -6,11 +6,14 @@ import asyncio
 import random
 import signal
 import time
+from collections import Counter
 
 import orjson
 import pytest
+import redis
 from aiokafka import AIOKafkaConsumer
 
+from scoring.periods import periods_of
 from streams import replay
 from tests.integration.conftest import WorkerProcess, chiso766, settings_for
 
@@ -79,13 +82,28 @@ def test_malformed_messages_go_to_dead_letter_and_nothing_valid_is_lost(local_st
         mixed.insert(rng.randrange(len(mixed)), bad_kinds[number % len(bad_kinds)])
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(mixed) + b"\n")
+    started = time.time()
     chiso766("replay", str(path), "--namespace", "mixed", "--wait", "--timeout", "600")
+    processed = {period.key for moment in (started, time.time()) for period in periods_of(int(moment))}
     assert_same(history_file, "mixed")
     letters = asyncio.run(read_topic(local_stack.bootstrap, "mixed.dead-letter", 1000))
     assert len(letters) == 1000
     reasons = {letter["reason"] for letter in letters}
     assert {"not_json", "unknown_event_type", "not_utf8", "impossible_timestamp", "wrong_type"} <= reasons
     assert all({"raw", "topic", "partition", "offset", "detail"} <= set(letter) for letter in letters)
+    # The same counts in Redis, all time and by the month / quarter / year they were processed in
+    # (a run that crossed midnight at a month's end splits them between two months: summed per kind).
+    client = redis.Redis.from_url(local_stack.redis_url)
+    by_reason = Counter(letter["reason"] for letter in letters)
+
+    def counts(key: str) -> Counter:
+        return Counter({reason.decode(): int(count) for reason, count in client.hgetall(key).items()})
+
+    assert counts("mixed:rejected") == by_reason
+    keys = {key.decode().removeprefix("mixed:rejected:") for key in client.scan_iter("mixed:rejected:*")}
+    assert keys and keys <= processed
+    for kind in ("month", "quarter", "year"):
+        assert sum((counts(f"mixed:rejected:{key}") for key in keys if key.startswith(kind)), Counter()) == by_reason
 
 
 async def wait_until_consuming(settings, timeout: float = 120) -> None:

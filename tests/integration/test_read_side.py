@@ -145,6 +145,9 @@ def test_dossier_lists_are_paged_in_due_order_and_match_the_projection(api_serve
     ("/api/units/H15.01/late", {"month": "2026-13"}, 422, "invalid_request"),
     ("/api/alerts", {"kind": "everything"}, 422, "invalid_request"),
     ("/api/leaderboard", {"period": "year:2026", "group": "x" * 3000}, 414, "query_too_long"),
+    ("/api/quality", {"period": "year:2026", "unit": "NOPE"}, 404, "unknown_unit"),
+    ("/api/quality", {"period": "year:2031"}, 404, "unknown_period"),
+    ("/api/quality", {"period": "2026"}, 400, "malformed_period"),
 ])
 def test_bad_requests_get_a_4xx_with_a_clear_json_error(api_server, path, params, status, error):
     response = api_server.get(path, **params)
@@ -153,12 +156,75 @@ def test_bad_requests_get_a_4xx_with_a_clear_json_error(api_server, path, params
     assert body["error"] == error and body["detail"]
 
 
+def seed_rejections(client: redis.Redis, period: str, counts: dict[str, int]) -> dict[str, int]:
+    """Add refused events the way a worker does (its side is tested in test_pipeline: this history
+    is all valid); returns what the period's hash holds afterwards."""
+    for reason, count in counts.items():
+        client.hincrby(f"{NAMESPACE}:rejected:{period}", reason, count)
+        client.hincrby(f"{NAMESPACE}:rejected", reason, count)
+    return {reason.decode(): int(n) for reason, n in client.hgetall(f"{NAMESPACE}:rejected:{period}").items()}
+
+
+def test_quality_counts_come_from_the_projection(api_server):
+    client = redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"])
+    rejected = seed_rejections(client, "year:2026", {"not_json": 3, "future_time": 1})
+    report = {unit["code"]: unit for unit in stream_report(NAMESPACE, "year:2026")["units"]}
+    expected = {code: {name: n for name, n in unit["findings"].items() if n} for code, unit in report.items()}
+    assert any(expected.values()), "the simulated history has findings"
+    body = api_server.get("/api/quality", period="year:2026").json()
+    assert set(body) == {"period", "as_of", "units", "rejected", "rejected_all_time", "labels"}
+    assert body["period"] == "year:2026" and body["as_of"] == stream_report(NAMESPACE, "year:2026")["as_of"]
+    assert {row["code"]: row["findings"] for row in body["units"]} == {c: f for c, f in expected.items() if f}
+    assert body["rejected"] == rejected
+    assert body["rejected_all_time"]["not_json"] >= 3
+    assert body["labels"]["not_json"] == {"vi": "Không phải JSON", "en": "Not JSON"}
+    assert all(code in body["labels"] for row in body["units"] for code in row["findings"])
+    # A unit and what is below it; the unit itself even with no findings.
+    province = api_server.get("/api/quality", period="year:2026", unit="H15").json()
+    assert province["units"][0] == {"code": "H15", "name": report["H15"]["name"], "findings": expected["H15"]}
+    assert {row["code"] for row in province["units"]} == {"H15"} | {c for c, f in expected.items() if f}
+    clean = next(code for code, f in expected.items() if not f and report[code]["parent"])
+    assert api_server.get("/api/quality", period="year:2026", unit=clean).json()["units"] == [
+        {"code": clean, "name": report[clean]["name"], "findings": {}}]
+
+
+def test_check_reads_the_same_counts_from_a_namespace(api_server, tmp_path):
+    from openpyxl import load_workbook
+
+    seed_rejections(redis.Redis.from_url(os.environ["CHISO766_REDIS_URL"]), "year:2026", {"not_json": 1})
+    expected = api_server.get("/api/quality", period="year:2026", unit="H15").json()
+    done = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--unit", "H15", "--format", "json")
+    assert orjson.loads(done.stdout) == expected  # the same store code as the API
+    assert "Chỉ có số lượng" in done.stderr  # a namespace keeps no dossier codes, and says so
+    finding = next(iter(expected["units"][0]["findings"]))
+    table = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--lang", "en")
+    assert expected["labels"][finding]["en"] in table.stdout and "Counts only" in table.stderr
+    assert "Refused events" in table.stdout and "Not JSON" in table.stdout
+    xlsx = tmp_path / "check.xlsx"
+    chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--unit", "H15", "--format", "xlsx",
+             "--out", str(xlsx))
+    book = load_workbook(xlsx)
+    assert book.sheetnames == ["Kiểm tra dữ liệu", "Sự kiện bị từ chối"]
+    rows = list(book["Kiểm tra dữ liệu"].iter_rows(min_row=2, values_only=True))
+    assert {(code, problem): count for code, _, problem, _, count in rows} == {
+        (unit["code"], problem): count for unit in expected["units"] for problem, count in unit["findings"].items()}
+    refused = {row[0]: row[2:] for row in book["Sự kiện bị từ chối"].iter_rows(min_row=2, values_only=True)}
+    assert refused["not_json"] == (expected["rejected"]["not_json"], expected["rejected_all_time"]["not_json"])
+    only = orjson.loads(chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", "--problem", "not_json",
+                                 "--format", "json").stdout)
+    assert only["units"] == [] and set(only["rejected"]) == {"not_json"}
+    for args, message in ((("--unit", "NOPE"), "NOPE"), (("--period", "year:2031"), "year:2031")):
+        failed = chiso766("check", "--namespace", NAMESPACE, "--period", "year:2026", *args, check=False)
+        assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+
+
 def test_public_responses_carry_no_personal_data(api_server):
     bodies = [api_server.get("/api/leaderboard", period="year:2026", group="agencies:H15").json(),
               api_server.get("/api/units/H15.01", period="year:2026").json(),
               api_server.get("/api/units/H15.01/dossiers", list="overdue").json(),
               api_server.get("/api/units/H15.01/late", month="2026-05").json(),
-              api_server.get("/api/alerts", limit=100).json()]
+              api_server.get("/api/alerts", limit=100).json(),
+              api_server.get("/api/quality", period="year:2026").json()]
 
     def keys(value) -> set[str]:
         if isinstance(value, dict):
