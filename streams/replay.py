@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
@@ -51,11 +52,15 @@ class HistoryCount:
 
 
 def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCount,
-                     batch_events: int = BATCH_EVENTS, flush_every: int | None = None) -> Iterator[Outgoing | None]:
+                     batch_events: int = BATCH_EVENTS, flush_every: int | None = None,
+                     not_after: int | None = None) -> Iterator[Outgoing | None]:
     """The messages a history becomes, in order, each array as soon as it is full. With
     `flush_every`, all partly filled arrays go out every that many lines, followed by None (a
-    point where a paced publisher may wait). `count` is kept up to date as lines are read."""
+    point where a paced publisher may wait). `count` is kept up to date as lines are read. A line
+    that does not decode, or (given `not_after`) an event from the future, is sent as it is for the
+    worker to dead-letter, and does not count towards the closing watermark's time."""
     arrays = ArrayGrouper(partitions, batch_events)
+    future = datetime.fromtimestamp(not_after, UTC) if not_after is not None else None
 
     def add(topic: str, key: str, body: bytes) -> Iterator[Outgoing]:
         filled = arrays.add(topic, key, body)
@@ -71,7 +76,7 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
         if not line:
             continue
         event = decode(line)
-        if isinstance(event, Rejection):
+        if isinstance(event, Rejection) or (future is not None and ev.future_field(event, future) is not None):
             count.malformed += 1
             yield Outgoing(DOSSIER_TOPIC, count.lines % partitions, None, line)
             continue
@@ -137,7 +142,8 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
     """Publish a history; with `rate`, at about that many events per second (a live feed)."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
     count = HistoryCount()
-    messages = history_messages(lines, partitions, count, batch_events, flush_every=100 if rate else None)
+    messages = history_messages(lines, partitions, count, batch_events, flush_every=100 if rate else None,
+                                not_after=settings.not_after())
     started = time.monotonic()
     reported = 0
 
