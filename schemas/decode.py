@@ -7,6 +7,7 @@ and the portal's own sync protocol send). One bad element of a batch rejects onl
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime
 
 import msgspec
@@ -16,6 +17,8 @@ from schemas.events import Event, encode, future_field, unusable_code
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# More refused elements than this in one array are reported as one summarised rejection.
+MAX_REJECTIONS_PER_ARRAY = 100
 # How far ahead of the moment it is processed an event may be dated (clocks of source systems drift).
 FUTURE_TOLERANCE_SECONDS = 600
 
@@ -148,4 +151,18 @@ def _decode_message(data: bytes) -> list[Event | Rejection]:
                 return events
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # decoded one by one below, so that only the bad elements are rejected
-    return [decode(bytes(element)) for element in elements]
+    return _summarised([decode(bytes(element)) for element in elements], data)
+
+
+def _summarised(items: list[Event | Rejection], data: bytes) -> list[Event | Rejection]:
+    """An array with many bad elements is one summarised rejection (by reason, with the first
+    examples), beside its valid events: 200,000 `{}` must not become 200,000 dead letters."""
+    rejections = [item for item in items if isinstance(item, Rejection)]
+    if len(rejections) <= MAX_REJECTIONS_PER_ARRAY:
+        return items
+    reasons = Counter(rejection.reason for rejection in rejections)
+    examples = "; ".join(rejection.describe() for rejection in rejections[:3])
+    summary = Rejection("bad_array", f"{len(rejections):,} of {len(items):,} elements refused ("
+                        + ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common())
+                        + f"); first: {examples}", None, data)
+    return [item for item in items if not isinstance(item, Rejection)] + [summary]

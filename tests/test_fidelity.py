@@ -313,3 +313,11 @@ def test_orphan_dossiers_and_petitions_are_listed_unattributed(ruleset, calendar
     [check] = check_units(engine.dossiers.values(), [], period, ts("2026-09-30 23:00"), engine.context, units,
                           engine.petitions.values())
     assert check.code == "(unattributed)" and check.problems["never_received"].dossiers == ["ORPHAN", "PX"]
+
+
+def test_an_array_of_many_bad_elements_is_one_summarised_rejection_beside_its_valid_events():
+    good = raw(event_type="dossier.status_changed", status=4)
+    items = decode_message(b"[" + b",".join([b"{}"] * 200_000 + [good]) + b"]")
+    assert [type(item).__name__ for item in items] == ["DossierStatusChanged", "Rejection"]
+    assert items[1].reason == "bad_array"  # type: ignore[union-attr]
+    assert "200,000 of 200,001 elements refused (missing_event_type 200,000)" in items[1].detail  # type: ignore[union-attr]
