@@ -97,6 +97,24 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
     return [ranking, overdue, late, officers, online]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheet programs may read as a formula
+
+
+def _xlsx_text(value: object) -> object:
+    """Text a worksheet can hold: characters XML forbids (control characters) become U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def csv_text(value: object) -> object:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading apostrophe
+    (OWASP's advice for CSV injection); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -110,7 +128,10 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
         for cell in page[1]:
             cell.font = Font(bold=True)
         for row in sheet.rows:
-            page.append(row)
+            page.append([_xlsx_text(value) for value in row])
+            for cell in page[page.max_row]:
+                if cell.data_type == "f":  # a name or code like "=HYPERLINK(…)" is text, never a formula
+                    cell.data_type = "s"
         for index in range(len(sheet.columns)):
             letter = get_column_letter(index + 1)
             number_format = "0.00%" if index in sheet.percent_columns else (
@@ -133,4 +154,4 @@ def write_csv(sheets: list[Sheet], path: Path) -> None:
                 writer.writerow([])
             writer.writerow([f"# {sheet.title}"])
             writer.writerow(sheet.columns)
-            writer.writerows(sheet.rows)
+            writer.writerows([csv_text(value) for value in row] for row in sheet.rows)

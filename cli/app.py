@@ -9,11 +9,11 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from cli import readside, resources, streaming
 from cli.check import check, report_findings
-from cli.common import dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
@@ -37,7 +37,7 @@ app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 200)
+out = console(width=None if sys.stdout.isatty() else 200)
 
 RulesetOption = Annotated[Path | None, typer.Option("--ruleset", help="Ruleset JSON file (default: bundled).")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
@@ -95,7 +95,8 @@ def _published_count(code: str, value: object) -> tuple[int, int] | None:
 def ruleset_check(path: Annotated[Path, typer.Argument(help="Ruleset JSON file.")]) -> None:
     """Validate a ruleset file and print its id and effective date."""
     ruleset = _ruleset(path)
-    out.print(f"[green]ok[/] {ruleset.id} effective {ruleset.effective_from}, {len(ruleset.indicators)} indicators")
+    out.print(Text.assemble(("ok", "green"), f" {ruleset.id} effective {ruleset.effective_from}, "
+                                             f"{len(ruleset.indicators)} indicators"))
 
 
 @app.command()

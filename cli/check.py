@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cli import resources
-from cli.common import dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import PROBLEM_LABELS, Language, problem_label
 from cli.readside import read_projection
@@ -23,7 +22,7 @@ from scoring.periods import PeriodError, parse_period, periods_of
 from scoring.quality import UnitCheck, check_units
 from scoring.rollup import UnitScore
 
-out = Console(width=None if sys.stdout.isatty() else 200)
+out = console(width=None if sys.stdout.isatty() else 200)
 
 
 class Format(StrEnum):

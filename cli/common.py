@@ -10,14 +10,22 @@ from typing import NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from schemas.decode import FUTURE_TOLERANCE_SECONDS
 
-err = Console(stderr=True)
+
+def console(stderr: bool = False, width: int | None = None) -> Console:
+    """A console that prints data as it is: no markup (a unit named `[/]` must not crash a table),
+    control characters stripped by Rich. Styles go through `Text`, never through markup."""
+    return Console(stderr=stderr, width=width, markup=False)
+
+
+err = console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 

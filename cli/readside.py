@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import err, fail
+from cli.common import console, err, fail
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = console(width=None if sys.stdout.isatty() else 160)
 
 
 def _redis_url() -> str:
@@ -133,12 +133,11 @@ def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]
         table.add_column(column, justify="right" if column not in (labels["code"], labels["unit"]) else "left")
     for row in board["units"]:
         moved = row["movement"]
-        arrow = "" if moved is None else (f"[green]▲{moved}[/]" if moved > 0 else
-                                          f"[red]▼{-moved}[/]" if moved < 0 else "=")
+        arrow = Text("" if moved is None else (f"▲{moved}" if moved > 0 else f"▼{-moved}" if moved < 0 else "="),
+                     style="green" if moved and moved > 0 else "red" if moved and moved < 0 else "")
         before = previous.get(row["code"])
-        total = f"{row['total']:.2f}"
-        if before is not None and before != row["total"]:
-            total = f"[bold yellow]{total}[/]"
+        total = Text(f"{row['total']:.2f}",
+                     style="bold yellow" if before is not None and before != row["total"] else "")
         table.add_row(str(row["rank"]), arrow, row["code"], row["name"],
                       *(f"{row['groups'].get(code, 0):.2f}" for code in GROUP_CODES), total)
     return table
@@ -225,8 +224,9 @@ def alerts(
             sys.stdout.write(orjson.dumps(alert).decode() + "\n")
             sys.stdout.flush()
         else:
-            out.print(f"[bold]{alert['kind']}[/] {alert['dossier']} · {alert['unit']} · {alert.get('officer') or '—'}"
-                      f" · due {alert['due']} · stake {alert.get('points_at_stake')}")
+            out.print(Text.assemble((alert["kind"], "bold"), f" {alert['dossier']} · {alert['unit']} · "
+                                    f"{alert.get('officer') or '—'} · due {alert['due']} · stake "
+                                    f"{alert.get('points_at_stake')}"))
 
     async def run() -> None:
         client = aioredis.from_url(_redis_url())

@@ -216,7 +216,7 @@ class SourceScorer:
         if outcome is Outcome.OVERDUE:
             kind = "overdue"
         elif outcome is Outcome.IN_PROGRESS and due is not None and context.calendar.working_minutes_between(
-                as_of, due, context.directory.hours(state.unit)) <= self.approaching_minutes:
+                as_of, due, context.directory.hours(state.unit), self.approaching_minutes) <= self.approaching_minutes:
             kind = "approaching"
         elif outcome is Outcome.IN_PROGRESS:
             kind = "open"

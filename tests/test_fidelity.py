@@ -321,3 +321,12 @@ def test_an_array_of_many_bad_elements_is_one_summarised_rejection_beside_its_va
     assert [type(item).__name__ for item in items] == ["DossierStatusChanged", "Rejection"]
     assert items[1].reason == "bad_array"  # type: ignore[union-attr]
     assert "200,000 of 200,001 elements refused (missing_event_type 200,000)" in items[1].detail  # type: ignore[union-attr]
+
+
+def test_a_one_minute_working_window_and_the_longest_limit_take_no_time_to_compute(calendar):
+    from scoring.calendar import WorkingHours, local
+
+    tiny = WorkingHours(((8 * 60, 8 * 60 + 1),))
+    due = calendar.due_at(ts("2026-09-01 08:00"), 20_000, "hours", tiny)  # 1.2 million working days
+    assert local(due).year > 6000  # computed in closed form past 2100, not walked day by day
+    assert calendar.working_minutes_between(ts("2026-09-01 08:00"), due, tiny, at_most=900) > 900
