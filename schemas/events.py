@@ -9,6 +9,7 @@ fields without breaking consumers; unknown event types are rejected.
 from __future__ import annotations
 
 import re
+import zlib
 from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -333,6 +334,13 @@ def future_field(event: EventBase, not_after: datetime) -> str | None:
         if value is not None and value > not_after:
             return name
     return None
+
+
+def record_version(event: EventBase, at: int) -> tuple[int, str]:
+    """The last-writer-wins version of a record (a receipt, a unit, a procedure): its time, then its
+    event id, then a checksum of its content — so two different records sent under one event id at
+    one instant (a source's bug) resolve the same way whichever arrives first."""
+    return at, f"{event.event_id}#{zlib.crc32(encode(event)):08x}"
 
 
 def entity_key(event: EventBase) -> str:

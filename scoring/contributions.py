@@ -362,7 +362,7 @@ def reduce_petition(state: PetitionState | None, event: ev.PetitionEvent) -> Pet
         if known is None or moment < known:
             setattr(state, earliest, moment)
     elif isinstance(event, ev.PetitionReceived):
-        version = (moment, event.event_id)
+        version = ev.record_version(event, moment)
         if state.received is None or version > state.received:
             state.received, state.unit, state.about = version, event.unit_code, event.about
             state.received_at = lc.epoch_seconds(event.received_at)

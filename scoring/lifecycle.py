@@ -128,7 +128,7 @@ def _status(state: DossierState, status: int, at: int) -> None:
 
 
 def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
-    version = (at, event.event_id)
+    version = ev.record_version(event, at)
     _status(state, 2, _seconds(event.received_at))
     if state.received is not None and version <= state.received:
         return

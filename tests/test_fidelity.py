@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import msgspec
 import orjson
 import pytest
 
@@ -330,3 +331,17 @@ def test_a_one_minute_working_window_and_the_longest_limit_take_no_time_to_compu
     due = calendar.due_at(ts("2026-09-01 08:00"), 20_000, "hours", tiny)  # 1.2 million working days
     assert local(due).year > 6000  # computed in closed form past 2100, not walked day by day
     assert calendar.working_minutes_between(ts("2026-09-01 08:00"), due, tiny, at_most=900) > 900
+
+
+def test_two_different_records_under_one_event_id_resolve_the_same_in_any_order(ruleset, calendar):
+    first = received("DUP", "2026-09-01 09:00", "2026-09-08 17:00", unit="H15.01")
+    second = msgspec.structs.replace(first, unit_code="H15.02")
+    one, other = state_of(first, second), state_of(second, first)
+    assert one.unit == other.unit and one.received == other.received
+    unit_a = msgspec.structs.replace(REGISTRY[1], parent="H15.02")
+    parents = set()
+    for order in ((REGISTRY[1], unit_a), (unit_a, REGISTRY[1])):
+        engine = Engine(ruleset, calendar)
+        engine.load(order)
+        parents.add(engine.directory.units["H15.01"].parent)
+    assert len(parents) == 1
