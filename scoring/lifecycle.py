@@ -385,22 +385,33 @@ def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitche
 
 def transition_problems(state: DossierState) -> tuple[str, ...]:
     """Impossible transitions recorded in the state (DOMAIN.md §3): a refusal at reception of a
-    received dossier, a processing status after the dossier ended, and status changes of a dossier
-    never received. Order-independent: computed from the merged state, not from arrival order."""
+    received dossier, an end before the receipt, a processing status after the dossier ended, and
+    facts of a dossier never received. Order-independent: computed from the merged state, not from
+    arrival order."""
     status_at = state.status_at
-    if state.received_at is None:
-        if any(status not in (1, 3, 7) for status in status_at) or state.steps or state.flags:
+    received_at = state.received_at
+    if received_at is None:
+        facts = (state.steps or state.flags or state.rating or state.supplement_requests or state.supplement_receipts
+                 or state.obligation_requests or state.obligation_payments or state.reappointed_dues)
+        if facts or any(status not in (1, 3, 7) for status in status_at):
             return ("never_received",)
         return ()
-    if 3 not in status_at and state.last_status[1] not in PROCESSING_STATUSES:
-        return ()  # the usual case, decided without a list
+    ends = [status_at[status] for status in (7, 8, 9, 10) if status in status_at]
+    if 3 not in status_at and not ends:
+        return ()  # open and never refused: no transition of it can be impossible yet
     problems = []
     if 3 in status_at:
         problems.append("refused_after_receipt")
-    last_at, last = state.last_status
-    ended = [status_at[status] for status in (7, 8, 9, 10) if status in status_at]
-    if last in PROCESSING_STATUSES and ended and last_at > min(ended):
-        problems.append("status_after_end")
+    if ends:
+        end = min(ends)
+        if end < received_at:
+            problems.append("ended_before_receipt")
+        last_at, last = state.last_status
+        requests = state.supplement_requests or state.obligation_requests
+        if (last in PROCESSING_STATUSES and last_at > end) \
+                or any(status_at.get(status, 0) > end for status in PROCESSING_STATUSES) \
+                or (requests and max(state.supplement_requests[-1:] + state.obligation_requests[-1:]) > end):
+            problems.append("status_after_end")
     return tuple(problems)
 
 

@@ -31,6 +31,7 @@ FINDINGS: dict[str, str] = {
     "refused_after_receipt": "status 3 (refused at reception) for a dossier already received: ignored, the"
                              " receipt stands",
     "status_after_end": "a processing status (4, 5, 6) after the dossier ended: ignored, the end stands",
+    "ended_before_receipt": "an end (status 7-10) dated before the receipt: scored as sent",
     "never_received": "status changes or facts for a dossier (or petition) with no receipt record: not scored",
     "no_due": "no due date, no time limit and no catalogue limit: cannot be judged, counted as on time",
     "due_beyond_limit": "the source's due date is later than the legal time limit allows",
@@ -62,20 +63,19 @@ def record_findings(state: DossierState, directory: Directory, calendar: Working
     if state.received_at is None:
         return ()
     found = []
-    if state.due_at is None:
-        if legal_due(state, directory, calendar) is None:
-            found.append("no_due")
-    else:
-        limit_due = legal_due(state, directory, calendar)
-        if limit_due is not None and local_day(state.due_at) > local_day(limit_due):
-            found.append("due_beyond_limit")
-        if state.reappointed_dues:
-            if len(state.reappointed_dues) > 1:
-                found.append("reappointed_twice")
-            hours = directory.hours(state.unit)
-            latest_apology = calendar.subtract_working_minutes(state.due_at, hours.minutes_per_day, hours)
-            if state.apology_at is None or state.apology_at > latest_apology:
-                found.append("apology_late")
+    limit_due = legal_due(state, directory, calendar)
+    if state.due_at is None and limit_due is None:
+        found.append("no_due")
+    elif state.due_at is not None and limit_due is not None and local_day(state.due_at) > local_day(limit_due):
+        found.append("due_beyond_limit")
+    if state.reappointed_dues:
+        if len(state.reappointed_dues) > 1:
+            found.append("reappointed_twice")
+        due = state.due_at if state.due_at is not None else limit_due
+        hours = directory.hours(state.unit)
+        latest_apology = calendar.subtract_working_minutes(due, hours.minutes_per_day, hours) if due else None
+        if state.apology_at is None or (latest_apology is not None and state.apology_at > latest_apology):
+            found.append("apology_late")
     if directory.procedures and state.procedure not in directory.procedures:
         found.append("unknown_procedure")
     if directory.units and state.unit not in directory.units:

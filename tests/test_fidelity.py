@@ -345,3 +345,35 @@ def test_two_different_records_under_one_event_id_resolve_the_same_in_any_order(
         engine.load(order)
         parents.add(engine.directory.units["H15.01"].parent)
     assert len(parents) == 1
+
+
+def test_a_processing_status_between_two_ends_is_reported(ruleset):
+    events = [received("R5", "2026-10-01 09:00", "2026-10-10 17:00"), status("R5", "2026-10-06 09:00", 9),
+              status("R5", "2026-10-07 09:00", 4), status("R5", "2026-10-08 09:00", 10)]
+    assert transition_problems(state_of(*events)) == ("status_after_end",)
+    after_end = [received("R6", "2026-10-01 09:00", "2026-10-10 17:00"), status("R6", "2026-10-06 09:00", 9),
+                 supplement_requested("R6", "2026-10-07 09:00"), status("R6", "2026-10-08 09:00", 10)]
+    assert transition_problems(state_of(*after_end)) == ("status_after_end",)
+
+
+def test_an_end_dated_before_the_receipt_is_reported(ruleset):
+    events = [received("R7", "2026-10-05 09:00", "2026-10-10 17:00"), status("R7", "2026-10-01 09:00", 9)]
+    assert transition_problems(state_of(*events)) == ("ended_before_receipt",)
+
+
+@pytest.mark.parametrize("orphan", [
+    ev.DossierRated(event_id="o1", occurred_at=when("2026-09-05 09:00"), dossier_code="O", rating="satisfied"),
+    supplement_received("O", "2026-09-05 09:00"),
+    ev.DueReappointed(event_id="o3", occurred_at=when("2026-09-05 09:00"), dossier_code="O",
+                      new_due_at=when("2026-09-20 17:00")),
+])
+def test_any_fact_of_a_dossier_never_received_is_reported(orphan):
+    assert transition_problems(state_of(orphan)) == ("never_received",)
+
+
+def test_re_appointments_without_a_due_date_are_still_checked(ruleset, calendar):
+    state = state_of(received("AP3", "2026-09-01 09:00", None, limit=(5, "working_days")),
+                     _reappointed("AP3", "2026-09-08 09:00", "2026-09-15 17:00", None),
+                     _reappointed("AP3", "2026-09-14 09:00", "2026-09-20 17:00", None))
+    found = dossier_findings(state, engine_with(ruleset, calendar, []).directory, calendar)
+    assert "reappointed_twice" in found and "apology_late" in found
