@@ -7,6 +7,7 @@ dossiers per agency; the late-dossier list; officers; online-service and online-
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Sheet:
     rows: list[list] = field(default_factory=list)
     percent_columns: frozenset[int] = frozenset()
     score_columns: frozenset[int] = frozenset()
+    caption: str = ""  # what the table covers (period, "as of"), above the header
 
 
 def _rate(indicator: dict) -> float | None:
@@ -123,9 +125,12 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     book = Workbook()
     book.remove(book.active)
     for sheet in sheets:
-        page = book.create_sheet(sheet.title[:31])
+        page = book.create_sheet(re.sub(r"[\[\]:*?/\\]", "-", sheet.title)[:31])
+        if sheet.caption:
+            page.append([_xlsx_text(sheet.caption)])
         page.append(sheet.columns)
-        for cell in page[1]:
+        header = page.max_row
+        for cell in page[header]:
             cell.font = Font(bold=True)
         for row in sheet.rows:
             page.append([_xlsx_text(value) for value in row])
@@ -137,11 +142,13 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
             number_format = "0.00%" if index in sheet.percent_columns else (
                 "0.00" if index in sheet.score_columns else None)
             if number_format:
-                for cell in page[letter][1:]:
+                for cell in page[letter][header:]:
                     cell.number_format = number_format
             width = max([len(str(sheet.columns[index]))] + [len(str(row[index] or "")) for row in sheet.rows[:500]])
             page.column_dimensions[letter].width = min(60, width + 2)
-        page.freeze_panes = "A2"
+        page.freeze_panes = f"A{header + 1}"
+        if sheet.rows:
+            page.auto_filter.ref = f"A{header}:{get_column_letter(len(sheet.columns))}{page.max_row}"
     book.save(path)
 
 
@@ -152,6 +159,6 @@ def write_csv(sheets: list[Sheet], path: Path) -> None:
         for index, sheet in enumerate(sheets):
             if index:
                 writer.writerow([])
-            writer.writerow([f"# {sheet.title}"])
+            writer.writerow([f"# {sheet.title}" + (f" — {sheet.caption}" if sheet.caption else "")])
             writer.writerow(sheet.columns)
             writer.writerows([csv_text(value) for value in row] for row in sheet.rows)

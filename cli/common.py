@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from schemas.decode import FUTURE_TOLERANCE_SECONDS
+from schemas.events import EARLIEST_YEAR, LATEST_YEAR
 
 
 def console(stderr: bool = False, width: int | None = None) -> Console:
@@ -37,6 +38,8 @@ def parse_instant(text: str, option: str) -> int:
         fail(f"{option} must be ISO-8601 with an offset, got {text!r}")
     if moment.tzinfo is None:
         fail(f"{option} needs a UTC offset (e.g. +07:00), got {text!r}")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        fail(f"{option} must fall in {EARLIEST_YEAR}-{LATEST_YEAR}, the years events can have, got {text!r}")
     return int(moment.timestamp())
 
 
