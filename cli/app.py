@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.simulate import Simulator
+from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.report import report_json
@@ -113,6 +114,12 @@ def simulate(
         first_day = date.fromisoformat(start)
     except ValueError:
         fail(f"--start must be an ISO date, got {start!r}")
+    last_day = first_day + timedelta(days=days)
+    if first_day.year < EARLIEST_YEAR or last_day.year > LATEST_YEAR:
+        fail(f"the history must fall in {EARLIEST_YEAR}-{LATEST_YEAR} (the years events can have): "
+             f"{first_day} + {days} days ends {last_day}")
+    if not province or not usable_code(province) or "." in province:
+        fail(f"--province must be a unit code without `.`, `|` or control characters, got {province!r}")
     simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar())
     count = write_lines(out_path, simulator.events())
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")

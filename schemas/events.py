@@ -53,6 +53,11 @@ def _check_years(event: Struct, fields: tuple[str, ...]) -> None:
 _UNUSABLE = re.compile(r"[\x00-\x1f\x7f|]")
 
 
+def usable_code(code: str) -> bool:
+    """False for a code holding an ASCII control character or `|`."""
+    return _UNUSABLE.search(code) is None
+
+
 def unusable_code(event: Struct) -> tuple[str, str] | None:
     """The first (field, code) of an event that holds an ASCII control character or `|`: the
     separators of table keys and officer owners (`UNIT|OFFICER`). None when every code is usable."""
@@ -61,7 +66,7 @@ def unusable_code(event: Struct) -> tuple[str, str] | None:
         if value is None:
             continue
         for code in (value,) if value.__class__ is str else value:
-            if _UNUSABLE.search(code):
+            if not usable_code(code):
                 return name, code
     return None
 

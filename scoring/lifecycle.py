@@ -115,9 +115,18 @@ def epoch_seconds(moment: datetime) -> int:
 _seconds = epoch_seconds
 
 
+MAX_TIMES = 64  # per list: a dossier asked for a supplement 60,000 times is a source's bug, not a rule
+
+
 def _add_time(times: list[int], moment: int) -> None:
+    """Keep the MAX_TIMES earliest distinct instants: still a join (union, then the earliest), so any
+    order of events gives the same list, and a flood of one dossier's events costs no quadratic time."""
+    if len(times) >= MAX_TIMES and moment >= times[-1]:
+        return
     if moment not in times:
         insort(times, moment)
+        if len(times) > MAX_TIMES:
+            times.pop()
 
 
 def _status(state: DossierState, status: int, at: int) -> None:
@@ -167,7 +176,8 @@ def _obligation(state: DossierState, event: ev.FinancialObligationRequested, at:
 
 def _payment(state: DossierState, event: ev.PaymentMade, at: int) -> None:
     _add_time(state.obligation_payments, at)
-    state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0) | (FEE_SET if event.amount > 0 else 0)
+    if event.amount > 0:  # a payment of nothing is no payment, online or not
+        state.flags |= FEE_PAID | FEE_SET | (PAID_ONLINE if event.online else 0)
 
 
 def _digitisation(state: DossierState, event: ev.DigitisationRecorded, at: int) -> None:
@@ -216,8 +226,8 @@ def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None
     candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
-    if candidate[1] not in state.reappointed_dues:
-        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))
+    if candidate[1] not in state.reappointed_dues:  # the two earliest tell "more than once"
+        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))[:2]
     if event.apology_sent_at is not None:
         apology = _seconds(event.apology_sent_at)
         if state.apology_at is None or apology < state.apology_at:

@@ -377,3 +377,33 @@ def test_re_appointments_without_a_due_date_are_still_checked(ruleset, calendar)
                      _reappointed("AP3", "2026-09-14 09:00", "2026-09-20 17:00", None))
     found = dossier_findings(state, engine_with(ruleset, calendar, []).directory, calendar)
     assert "reappointed_twice" in found and "apology_late" in found
+
+
+def test_4_2_asks_for_a_digitised_result_exactly_when_4_1_asks_for_an_electronic_one(ruleset, calendar):
+    catalogue = [procedure("DOC", ["H15.01"])]
+    events = [*catalogue, received("K1", "2026-09-01 09:00", "2026-09-08 17:00", procedure="DOC"),
+              ev.DigitisationRecorded(event_id="k", occurred_at=when("2026-09-01 10:00"), dossier_code="K1",
+                                      components_digitised=True),
+              status("K1", "2026-09-03 09:00", 10)]
+    counts = units_of(ruleset, calendar, events)["H15.01"].counts
+    assert counts["ORIGINAL_RESULT_AVAILABLE"] == (0, 1)
+    assert counts["SO_HOA_GIAY_TO_GIAI_QUYET"] == (0, 1), "completed with no digitised result"
+
+
+def test_a_flood_of_one_dossiers_events_keeps_the_earliest_and_costs_no_quadratic_time(ruleset):
+    from scoring.lifecycle import MAX_TIMES
+
+    base = received("FL", "2026-09-01 09:00", "2026-09-30 17:00")
+    requests = [supplement_requested("FL", f"2026-09-02 {hour:02d}:{minute:02d}") for hour in range(8, 18)
+                for minute in range(60)]
+    forward, backward = state_of(base, *requests), state_of(base, *reversed(requests))
+    assert forward.supplement_requests == backward.supplement_requests
+    assert len(forward.supplement_requests) == MAX_TIMES and forward.supplement_requests[0] == ts("2026-09-02 08:00")
+
+
+def test_an_online_payment_of_nothing_is_no_online_payment(ruleset, calendar):
+    catalogue = [procedure("FEE", ["H15.01"], fee=True)]
+    events = [*catalogue, received("Z1", "2026-09-01 09:00", "2026-09-08 17:00", procedure="FEE"),
+              ev.PaymentMade(event_id="z", occurred_at=when("2026-09-02 09:00"), dossier_code="Z1", amount=0,
+                             online=True)]
+    assert units_of(ruleset, calendar, events)["H15.01"].counts["PAY_FORMALITY_WITH_ONLINE_TX"] == (0, 1)
