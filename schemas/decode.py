@@ -151,18 +151,30 @@ def _decode_message(data: bytes) -> list[Event | Rejection]:
                 return events
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # decoded one by one below, so that only the bad elements are rejected
-    return _summarised([decode(bytes(element)) for element in elements], data)
+    return _one_by_one(elements, data)
 
 
-def _summarised(items: list[Event | Rejection], data: bytes) -> list[Event | Rejection]:
-    """An array with many bad elements is one summarised rejection (by reason, with the first
-    examples), beside its valid events: 200,000 `{}` must not become 200,000 dead letters."""
-    rejections = [item for item in items if isinstance(item, Rejection)]
-    if len(rejections) <= MAX_REJECTIONS_PER_ARRAY:
+def _one_by_one(elements: list[msgspec.Raw], data: bytes) -> list[Event | Rejection]:
+    """Each element alone, so that only the bad ones are refused. An array with many bad elements is
+    one summarised rejection (by reason, with the first examples) beside its valid events:
+    200,000 `{}` must not become 200,000 dead letters, nor 200,000 rejections held in memory."""
+    items: list[Event | Rejection] = []
+    reasons: Counter[str] = Counter()
+    examples: list[Rejection] = []
+    for element in elements:
+        item = decode(bytes(element))
+        if isinstance(item, Rejection):
+            reasons[item.reason] += 1
+            if len(examples) <= MAX_REJECTIONS_PER_ARRAY:
+                examples.append(item)
+                items.append(item)
+        else:
+            items.append(item)
+    refused = sum(reasons.values())
+    if refused <= MAX_REJECTIONS_PER_ARRAY:
         return items
-    reasons = Counter(rejection.reason for rejection in rejections)
-    examples = "; ".join(rejection.describe() for rejection in rejections[:3])
-    summary = Rejection("bad_array", f"{len(rejections):,} of {len(items):,} elements refused ("
+    first = "; ".join(rejection.describe() for rejection in examples[:3])
+    summary = Rejection("bad_array", f"{refused:,} of {len(elements):,} elements refused ("
                         + ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common())
-                        + f"); first: {examples}", None, data)
+                        + f"); first: {first}", None, data)
     return [item for item in items if not isinstance(item, Rejection)] + [summary]
