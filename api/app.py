@@ -27,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sse_starlette.sse import EventSourceResponse
 
 from api.store import NotFound, Page, Projection
-from cli.resources import load_ruleset
 from scoring.periods import PeriodError, parse_period
 from streams import commands
+from support.resources import load_ruleset
 
 STATIC = Path(__file__).parent / "static"
 MAX_QUERY_BYTES = 2048

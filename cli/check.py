@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli import resources
 from cli.common import dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import PROBLEM_LABELS, Language, problem_label
@@ -22,6 +21,7 @@ from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period, periods_of
 from scoring.quality import UnitCheck, check_units
 from scoring.rollup import UnitScore
+from support import resources
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 

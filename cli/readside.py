@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import time
@@ -33,13 +32,10 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _redis_url() -> str:
-    from streams.config import local_stack
+    from support.endpoints import redis_url
 
-    url = os.environ.get("CHISO766_REDIS_URL")
-    if url:
-        return url
     try:
-        return local_stack().redis_url
+        return redis_url()
     except RuntimeError as error:
         fail(str(error))
 
@@ -48,7 +44,7 @@ def _projection(namespace: str):
     import redis.asyncio as aioredis
 
     from api.store import Projection
-    from cli.resources import load_ruleset
+    from support.resources import load_ruleset
 
     return Projection(aioredis.from_url(_redis_url()), namespace, load_ruleset())
 

@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import stack as local_stack
 from cli.common import dump, err, fail, parse_instant
 from cli.history import missing, open_history
+from support import stack as local_stack
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
 

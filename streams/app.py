@@ -25,7 +25,6 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cli.resources import load_calendar, load_ruleset
 from schemas import decode_message
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
@@ -45,6 +44,7 @@ from streams.faust_fixes import QuietMonitor
 from streams.projection import queue_alerts, queue_listings, queue_rejections, write_scores
 from streams.projector import Projector
 from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
+from support.resources import load_calendar, load_ruleset
 
 log = logging.getLogger("chiso766.worker")
 FULL_RESCORE_SECONDS = 10.0
