@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sse_starlette.sse import EventSourceResponse
 
 from api.store import NotFound, Page, Projection
+from contracts.keys import late_list
 from scoring.periods import PeriodError, parse_period
 from streams import commands
 from support.resources import load_ruleset
@@ -179,7 +180,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     async def late(code: Code, month: Annotated[str, Query(pattern=MONTH_PATTERN, examples=["2026-09"])],
                    page: PageQuery = 1, size: SizeQuery = 50) -> dict:
         await projection.require_unit(code)
-        return await projection.dossiers(f"late:{month}", "unit", code, Page(page, size),
+        return await projection.dossiers(late_list(month), "unit", code, Page(page, size),
                                          parse_period(_period(f"month:{month}")))
 
     async def _dossiers(which: str, owner_kind: str, owner: str, page: int, size: int) -> dict:
@@ -202,7 +203,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                    kind: AlertKind | None = None) -> EventSourceResponse:
         async def events() -> AsyncIterator[dict]:
             pubsub = client.pubsub()
-            await pubsub.subscribe(projection.key("scores", "live"), projection.key("alerts", "live"))
+            await pubsub.subscribe(projection.keys.scores_live, projection.keys.alerts_live)
             live_clients.inc()
             try:
                 while not await request.is_disconnected():
@@ -210,7 +211,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                     if message is None:
                         continue
                     body = orjson.loads(message["data"])
-                    if message["channel"].decode().endswith(":scores:live"):
+                    if message["channel"].decode() == projection.keys.scores_live:
                         yield {"event": "scores", "data": orjson.dumps(body).decode()}
                     elif (unit is None or body.get("unit") == unit) and (kind is None or body.get("kind") == kind):
                         yield {"event": "alert", "data": orjson.dumps(body).decode()}

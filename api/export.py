@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.store import Page, Projection, under
+from contracts.keys import OPEN_LISTS, late_list
 from scoring.periods import parse_period
 from scoring.ruleset import GROUP_CODES
 
@@ -82,9 +83,9 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
         ranking.rows.append([unit["peer_group"], unit["rank"], moved, unit["code"], unit["name"],
                              *(unit["groups"].get(code, 0) for code in GROUP_CODES), unit["total"]])
         counts = [await projection.list_size(which, "unit", unit["code"])
-                  for which in ("overdue", "approaching", f"late:{month_text}")]
+                  for which in (*OPEN_LISTS, late_list(month_text))]
         overdue.rows.append([unit["code"], unit["name"], *counts])
-        for row in (await projection.dossiers(f"late:{month_text}", "unit", unit["code"], ALL))["dossiers"]:
+        for row in (await projection.dossiers(late_list(month_text), "unit", unit["code"], ALL))["dossiers"]:
             late.rows.append([row["dossier"], row["procedure"], row["unit"], row["officer"], row["due"],
                               row["completed"]])
         for tally in await projection.officers(period.key, unit["code"]):

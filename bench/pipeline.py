@@ -186,7 +186,7 @@ async def latency(info: stack.StackInfo, log_dir: Path) -> tuple[float, float]:
                 if pending:
                     pipe = client.pipeline(transaction=False)
                     for code in pending:
-                        pipe.exists(f"{settings.namespace}:dossier:{code}")
+                        pipe.exists(settings.keys.dossier(code))
                     now = time.monotonic()
                     for code, present in zip(pending, await pipe.execute(), strict=True):
                         if present:

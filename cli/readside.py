@@ -169,7 +169,7 @@ def leaderboard(
                 out.print(_board_table(board, labels, previous))
                 return
             pubsub = projection.client.pubsub()
-            await pubsub.subscribe(projection.key("scores", "live"))
+            await pubsub.subscribe(projection.keys.scores_live)
             deadline = time.monotonic() + duration if duration else None
             with Live(_board_table(board, labels, previous), console=out, refresh_per_second=4) as live:
                 while deadline is None or time.monotonic() < deadline:
@@ -208,12 +208,13 @@ def alerts(
     from redis.exceptions import ResponseError
 
     from api.store import alert_entry_wanted
+    from contracts.keys import RedisKeys
 
     kinds = set(kind or ())
     unknown = kinds - {"approaching", "apology_due", "overdue"}
     if unknown:
         fail(f"unknown alert kind(s): {', '.join(sorted(unknown))}")
-    key = f"{namespace}:alerts"
+    key = RedisKeys(namespace).alerts
     consumer = f"{socket.gethostname()}-{consumer_group}"
 
     def show(alert: dict) -> None:

@@ -156,7 +156,7 @@ def scores(
     async def read() -> dict | None:
         client = aioredis.from_url(settings.redis_url)
         try:
-            return await read_report(client, settings.redis_prefix, period)
+            return await read_report(client, settings.keys, period)
         finally:
             await client.aclose()
 

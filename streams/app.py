@@ -65,7 +65,7 @@ def build_app(settings: Settings) -> faust.App:
     policy = AlertPolicy()
     projector = Projector(ruleset, calendar, directory)
     redis = aioredis.from_url(settings.redis_url)
-    prefix = settings.redis_prefix
+    keys = settings.keys
     catalog_ready = asyncio.Event()
     catalog_position = [0]
     scorers: dict[str, SourceScorer] = {}
@@ -135,7 +135,7 @@ def build_app(settings: Settings) -> faust.App:
         scorer = scorers[source] = SourceScorer(source, settings.partitions, ruleset, calendar, directory, policy,
                                                 max(policy.approaching_minutes))
         stored = ((key.decode(), value) for key, value in tables[kind].items())
-        as_of = int(await redis.hget(f"{prefix}:clock", source) or 0)
+        as_of = int(await redis.hget(keys.clock, source) or 0)
         return scorer, scorer.restore(stored, as_of)
 
     async def catalogue_through(offset: int, patience: float = 30.0) -> None:
@@ -174,11 +174,11 @@ def build_app(settings: Settings) -> faust.App:
             await source_topics[rerouted.topic].send(key=rerouted.key, value=rerouted.value,
                                                      partition=rerouted.partition)
         pipe = redis.pipeline(transaction=False)
-        listing_calls = queue_listings(pipe, prefix, result.listings)
-        alert_calls = queue_alerts(pipe, prefix, result.alerts, settings.alert_stream_maxlen)
-        pipe.hset(f"{prefix}:clock", result.source, result.as_of)
+        listing_calls = queue_listings(pipe, keys, result.listings)
+        alert_calls = queue_alerts(pipe, keys, result.alerts, settings.alert_stream_maxlen)
+        pipe.hset(keys.clock, result.source, result.as_of)
         if rejected:  # after the lists and alerts: `finish` reads their replies by position
-            queue_rejections(pipe, prefix, rejected, settings.now())
+            queue_rejections(pipe, keys, rejected, settings.now())
 
         async def finish() -> None:
             replies = await pipe.execute()
@@ -290,9 +290,9 @@ def build_app(settings: Settings) -> faust.App:
             if tokens or time.monotonic() - last_scoring[0] >= settings.score_every:
                 await score_pending()
             for token, source, as_of in tokens:
-                await redis.hset(f"{prefix}:replay:{token}", source, as_of)
+                await redis.hset(keys.replay(token), source, as_of)
             if projector.as_of:
-                await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
+                await redis.hset(keys.sources, mapping=projector.as_of)
             await delivered(deliveries)
             metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
             if os.environ.get("CHISO766_TRACE_BATCHES"):
@@ -306,7 +306,7 @@ def build_app(settings: Settings) -> faust.App:
         last_scoring[0] = time.monotonic()
         for period in periods:
             units, officers = projector.score(period)
-            await write_scores(redis, prefix, period, projector.overall_as_of, ruleset, units, officers)
+            await write_scores(redis, keys, period, projector.overall_as_of, ruleset, units, officers)
 
     @app.timer(0.25)
     async def flush_scores() -> None:
@@ -315,7 +315,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(settings.tick_seconds)
     async def tick() -> None:
-        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+        await redis.set(keys.worker, settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
         if settings.mode != "live" or not catalog_ready.is_set():
             return
         now = int(time.time())
@@ -334,7 +334,7 @@ def build_app(settings: Settings) -> faust.App:
         # reads cost a tenth of the hot path.
         for name in ("", "aiokafka", "faust", "mode", "kafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+        await redis.set(keys.worker, settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
 
     return app
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from contracts.keys import RedisKeys
 from schemas.decode import FUTURE_TOLERANCE_SECONDS
 from support.endpoints import bootstrap_and_redis
 
@@ -50,6 +51,10 @@ class Settings:
     @property
     def redis_prefix(self) -> str:
         return self.namespace
+
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.redis_prefix)
 
 
 DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"

@@ -198,7 +198,7 @@ async def send_messages(settings: Settings, messages: Iterable[Outgoing | None],
 async def finished(settings: Settings, published: Published) -> bool:
     client = aioredis.from_url(settings.redis_url)
     try:
-        done = await client.hlen(f"{settings.redis_prefix}:replay:{published.token}")
+        done = await client.hlen(settings.keys.replay(published.token))
         return done >= len(published.sources)
     finally:
         await client.aclose()
@@ -212,7 +212,7 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
     deadline = time.monotonic() + timeout
     try:
         while True:
-            done = await client.hgetall(f"{settings.redis_prefix}:replay:{published.token}")
+            done = await client.hgetall(settings.keys.replay(published.token))
             if on_progress:
                 on_progress(len(done), len(published.sources))
             if len(done) >= len(published.sources):
@@ -229,7 +229,7 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
 async def worker_running(settings: Settings) -> bool:
     client = aioredis.from_url(settings.redis_url)
     try:
-        return bool(await client.exists(f"{settings.redis_prefix}:worker"))
+        return bool(await client.exists(settings.keys.worker))
     finally:
         await client.aclose()
 
