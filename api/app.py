@@ -27,9 +27,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sse_starlette.sse import EventSourceResponse
 
 from api.store import NotFound, Page, Projection
+from contracts import commands
 from contracts.keys import late_list
+from contracts.messages import Command
 from scoring.periods import PeriodError, parse_period
-from streams import commands
 from support.resources import load_ruleset
 
 STATIC = Path(__file__).parent / "static"
@@ -224,7 +225,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     @app.post("/api/admin/rebuild", status_code=202, dependencies=[Depends(require_token)],
               summary="Ask the workers to rewrite the projection from table state (bearer token)")
     async def rebuild() -> dict:
-        request_id = await commands.request(client, config.namespace, "rebuild")
+        request_id = await commands.queue(client, projection.keys, Command(command="rebuild"))
         return {"status": "accepted", "request": request_id}
 
     return app

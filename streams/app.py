@@ -25,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from contracts.messages import CONTROL_HEADER, Control, decode_control
 from schemas import decode_message
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
@@ -33,7 +34,6 @@ from streams import commands, metrics
 from streams.changelog import TableWriter, delivered
 from streams.config import (
     CATALOG_TOPIC,
-    CONTROL_HEADER,
     DEAD_LETTER_TOPIC,
     DOSSIER_TOPIC,
     PETITION_TOPIC,
@@ -206,12 +206,12 @@ def build_app(settings: Settings) -> faust.App:
         handle_started = time.perf_counter()
         await catalog_ready.wait()
         by_partition: dict[int, list[RawMessage]] = defaultdict(list)
-        controls: dict[int, list[dict]] = defaultdict(list)
+        controls: dict[int, list[Control]] = defaultdict(list)
         for event in events:
             message = event.message
             headers = dict(message.headers or ())
             if CONTROL_HEADER in headers:
-                controls[message.partition].append(orjson.loads(message.value))
+                controls[message.partition].append(decode_control(message.value))
                 continue
             by_partition[message.partition].append(
                 RawMessage(message.key, message.value, message.topic, message.partition, message.offset))
@@ -229,17 +229,17 @@ def build_app(settings: Settings) -> faust.App:
             catalog_end = 0
             for control in controls.get(partition, []):
                 # A watermark closes a replay: first the catalogue published before it must be in.
-                catalog_end = max(catalog_end, int(control.get("catalog_end", 0)))
+                catalog_end = max(catalog_end, control.catalog_end)
                 await catalogue_through(catalog_end)
-                if control.get("kind") == "watermark" and settings.mode == "replay":
-                    later = scorer.process([], int(control["as_of"]))
+                if control.kind == "watermark" and settings.mode == "replay":
+                    later = scorer.process([], control.as_of)
                     _merge(result, later)
-                    watermark = control.get("token")
-                elif control.get("kind") == "rebuild":
+                    watermark = control.token
+                elif control.kind == "rebuild":
                     # Re-send everything this source knows: the projection is rebuilt from table state.
                     replaced = scorer.all_tallies()
                     result.listings = scorer.all_listings(result.as_of)
-                    watermark = control.get("token")
+                    watermark = control.token
             finishing.append(await emit(kind, result, replaced, watermark, catalog_end))
         await asyncio.gather(*finishing)
         if events:

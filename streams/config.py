@@ -59,7 +59,6 @@ class Settings:
 
 DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"
 DEAD_LETTER_TOPIC, TALLY_TOPIC = "dead-letter", "tallies"
-CONTROL_HEADER = "chiso766-control"  # watermark / rebuild messages travel beside the events
 
 
 def resolve(namespace: str = "chiso766", bootstrap: str | None = None, redis_url: str | None = None,
