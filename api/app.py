@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sse_starlette.sse import EventSourceResponse
 
-from api.store import NotFound, Page, Projection
+from api.store import NotFound, Page, ProjectionReader
 from contracts import commands
 from contracts.keys import late_list
 from contracts.messages import Command
@@ -79,7 +79,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                              ["route", "status"], registry=registry)
     live_clients = Gauge("chiso766_api_live_clients", "Open server-sent-event connections", registry=registry)
     client = aioredis.from_url(config.redis_url)
-    projection = Projection(client, config.namespace, load_ruleset())
+    projection = ProjectionReader(client, config.namespace, load_ruleset())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

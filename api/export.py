@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.store import Page, Projection, under
+from api.store import Page, ProjectionReader, under
 from contracts.keys import OPEN_LISTS, late_list
 from scoring.periods import parse_period
 from scoring.ruleset import GROUP_CODES
@@ -52,7 +52,7 @@ def _rate(indicator: dict) -> float | None:
     return indicator["numerator"] / indicator["denominator"] if indicator["denominator"] else None
 
 
-async def monthly_notice(projection: Projection, month: str, root: str, lang: str = "vi") -> list[Sheet]:
+async def monthly_notice(projection: ProjectionReader, month: str, root: str, lang: str = "vi") -> list[Sheet]:
     period = parse_period(month)
     if period.kind != "month":
         raise ValueError(f"the notice is monthly: use month:YYYY-MM, not {month}")

@@ -45,13 +45,26 @@ class Page:
         return start, min(total, start + self.size)
 
 
+async def read_report(client: aioredis.Redis, keys: RedisKeys, period: str) -> dict | None:
+    """The `chiso766 score --json` shape, read back from the projection."""
+    meta = await client.hgetall(keys.meta(period))
+    if not meta:
+        return None
+    entries = await client.hgetall(keys.scores(period))
+    units = sorted((orjson.loads(value) for value in entries.values()), key=lambda unit: unit["code"])
+    return {"period": period, "as_of": meta[b"as_of"].decode(), "ruleset": meta[b"ruleset"].decode(),
+            "units": units}
+
+
 def alert_entry_wanted(fields: dict[bytes, bytes], unit: str | None, kinds: Collection[str]) -> bool:
     """Whether an entry of the alert stream passes the filters (no unit / no kinds: any)."""
     return ((unit is None or fields.get(b"unit", b"").decode() == unit)
             and (not kinds or fields.get(b"kind", b"").decode() in kinds))
 
 
-class Projection:
+class ProjectionReader:
+    """Reads of one namespace's projection."""
+
     def __init__(self, client: aioredis.Redis, prefix: str, ruleset: Ruleset):
         self.client, self.keys, self.ruleset = client, RedisKeys(prefix), ruleset
 

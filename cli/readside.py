@@ -23,7 +23,7 @@ from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
 if TYPE_CHECKING:
-    from api.store import Projection
+    from api.store import ProjectionReader
 
 T = TypeVar("T")
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
@@ -43,13 +43,13 @@ def _redis_url() -> str:
 def _projection(namespace: str):
     import redis.asyncio as aioredis
 
-    from api.store import Projection
+    from api.store import ProjectionReader
     from support.resources import load_ruleset
 
-    return Projection(aioredis.from_url(_redis_url()), namespace, load_ruleset())
+    return ProjectionReader(aioredis.from_url(_redis_url()), namespace, load_ruleset())
 
 
-def read_projection(namespace: str, read: Callable[[Projection], Awaitable[T]]) -> T:
+def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable[T]]) -> T:
     """What `read` finds in the namespace's projection. An unreachable Redis, an unknown unit or
     period and a malformed period are each one line on stderr (exit 2), never a traceback."""
     from redis.exceptions import ConnectionError as RedisConnectionError

@@ -144,8 +144,8 @@ def scores(
     """Read live scores from the Redis projection (the `chiso766 score --json` shape, or a table)."""
     import redis.asyncio as aioredis
 
+    from api.store import read_report
     from scoring.periods import PeriodError, parse_period
-    from streams.projection import read_report
 
     try:
         parse_period(period)

@@ -199,7 +199,7 @@ def dossier_contribution(state: DossierState, as_of: int, context: Context, prev
                   lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure, document))))
     received = ((unit, period_keys_at_month(received_month), names),)
     completed: Part = ()
-    completed_by = state.status_at.get(9) or state.status_at.get(10)
+    completed_by = state.status_at.get(ev.PROCESSED) or state.status_at.get(ev.RETURNED)  # 9, else 10
     if completed_by is not None and completed_by <= as_of and document:
         electronic = bool(flags & lc.RESULT_ELECTRONIC)
         completed = ((unit, period_keys_at_month(month_index(completed_by)),

@@ -41,9 +41,9 @@ from streams.config import (
     Settings,
 )
 from streams.faust_fixes import QuietMonitor
-from streams.projection import queue_alerts, queue_listings, queue_rejections, write_scores
-from streams.projector import Projector
+from streams.projection_writer import queue_alerts, queue_listings, queue_rejections, write_scores
 from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
+from streams.tally_book import TallyBook
 from support.resources import load_calendar, load_ruleset
 
 log = logging.getLogger("chiso766.worker")
@@ -63,7 +63,7 @@ def build_app(settings: Settings) -> faust.App:
     ruleset, calendar = load_ruleset(), load_calendar()
     directory = Directory()
     policy = AlertPolicy()
-    projector = Projector(ruleset, calendar, directory)
+    projector = TallyBook(ruleset, calendar, directory)
     redis = aioredis.from_url(settings.redis_url)
     keys = settings.keys
     catalog_ready = asyncio.Event()

@@ -1,4 +1,4 @@
-"""The projector's book: absolute tallies per (source partition, owner, period), pooled on read.
+"""The projector's tally book: absolute tallies per (source partition, owner, period), pooled on read.
 
 Workers send the absolute counters of every (owner, period) a batch changed, and all of a source's
 counters when they rebuild it after a restart ("replace"), so applying a message twice, or an old
@@ -18,7 +18,7 @@ from scoring.ruleset import Ruleset
 Entry = tuple[str, str, str]  # (source, owner, period)
 
 
-class Projector:
+class TallyBook:
     def __init__(self, ruleset: Ruleset, calendar: WorkingCalendar, directory: Directory):
         self.ruleset, self.calendar, self.directory = ruleset, calendar, directory
         self.entries: dict[Entry, dict[str, int]] = {}

@@ -109,15 +109,3 @@ def queue_alerts(pipe: aioredis.client.Pipeline, keys: RedisKeys, alerts: Iterab
         pipe.eval(ALERT_SCRIPT, 0, keys.prefix, maxlen, ALERT_MARKER_SECONDS,
                   orjson.dumps(rows[start:start + SCRIPT_CHUNK]))
     return -(-len(rows) // SCRIPT_CHUNK)
-
-
-async def read_report(client: aioredis.Redis, keys: RedisKeys, period: str) -> dict | None:
-    """The `chiso766 score --json` shape, read back from the projection."""
-    meta = await client.hgetall(keys.meta(period))
-    if not meta:
-        return None
-    entries = await client.hgetall(keys.scores(period))
-    units = sorted((orjson.loads(value) for value in entries.values()), key=lambda unit: unit["code"])
-    return {"period": period, "as_of": meta[b"as_of"].decode(), "ruleset": meta[b"ruleset"].decode(),
-            "units": units}
-
