@@ -1,7 +1,7 @@
 """The worker's processing, free of Faust: one Engine per source partition, raw messages in,
 everything to write out (state, tallies, alerts, dossier lists, dead letters) as plain data.
 
-The Faust agents in `streams.app` only move bytes between Kafka, this class and Redis.
+`streams.core` drives one per source partition; `streams.app` performs what the core plans.
 """
 
 from __future__ import annotations
