@@ -47,8 +47,8 @@ async def follow(client: aioredis.Redis, settings: Settings) -> None:
                         await _act(client, settings, key, entry_id, fields)
                     except Exception as error:  # a Kafka hiccup must not stop the worker; record it
                         log.warning("command %s failed: %r", entry_id.decode(), error)
-                        await client.hset(settings.keys.command_record(entry_id.decode()), mapping={"status": "failed",
-                                                                                 "error": repr(error)[:500]})
+                        await client.hset(settings.keys.command_record(entry_id.decode()),
+                                          mapping={"status": "failed", "error": repr(error)[:500]})
                         await client.xack(key, GROUP, entry_id)
         except ResponseError as error:
             if "NOGROUP" not in str(error):
