@@ -102,9 +102,7 @@ class Worker:
         self.app, self.settings = app, settings
         ruleset, calendar = load_ruleset(), load_calendar()
         self.directory = Directory()
-        # The epoch of this worker's snapshot sequence numbers: a restarted worker's are all larger.
-        self.core = WorkerCore(settings.partitions, settings.mode, ruleset, calendar, self.directory, AlertPolicy(),
-                               epoch=time.time_ns() // 1_000_000)
+        self.core = WorkerCore(settings.partitions, settings.mode, ruleset, calendar, self.directory, AlertPolicy())
         self.projector = ProjectorCore(TallyBook(ruleset, calendar, self.directory), settings.score_every)
         self.ruleset = ruleset
         self.redis = aioredis.from_url(settings.redis_url)
@@ -206,7 +204,9 @@ class Worker:
         for source in self.core.missing(batch.sources):
             as_of = int(await self.redis.hget(self.keys.clock, str(source)) or 0)
             stored = ((key.decode(), value) for key, value in self.tables[source.kind].items())
-            self.core.restore(source, stored, as_of)
+            # The wall clock as the epoch of the source's sequence numbers: a later restore, on this
+            # worker or another (clocks agreeing to well within the time between them), numbers higher.
+            self.core.restore(source, stored, as_of, epoch=time.time_ns() // 1_000_000)
 
     async def _send(self, plan: SourcePlan) -> list[asyncio.Future]:
         """Steps 1–2 of a plan: state, dead letters, reroutes; returns the changelog deliveries."""

@@ -87,13 +87,11 @@ class WorkerCore:
     """The input side: every source partition this worker has scored, in one process."""
 
     def __init__(self, partitions: int, mode: Literal["live", "replay"], ruleset: Ruleset,
-                 calendar: WorkingCalendar, directory: Directory, policy: AlertPolicy, epoch: int):
-        """`epoch`: when this worker started (any number that grows from one start to the next, e.g.
-        epoch milliseconds): the first half of its snapshots' sequence numbers."""
+                 calendar: WorkingCalendar, directory: Directory, policy: AlertPolicy):
         self.partitions, self.mode = partitions, mode
         self.ruleset, self.calendar, self.directory, self.policy = ruleset, calendar, directory, policy
-        self.epoch = epoch
         self.scorers: dict[SourceId, SourceScorer] = {}
+        self._epochs: dict[SourceId, int] = {}
         self._restored: dict[SourceId, list[TallyEntry]] = {}  # all of a restored source's tallies, to send once
         self._sent: dict[SourceId, int] = defaultdict(int)  # snapshots built per source
 
@@ -103,13 +101,17 @@ class WorkerCore:
         """The sources this worker has no scorer for yet: each must be `restore`d first."""
         return [source for source in sources if source not in self.scorers]
 
-    def restore(self, source: SourceId, stored: Iterable[tuple[str, bytes]], as_of: int) -> None:
+    def restore(self, source: SourceId, stored: Iterable[tuple[str, bytes]], as_of: int, epoch: int) -> None:
         """Build the source's scorer from its state table (entity code → state) and saved clock; its
-        next plan sends all its tallies, replacing what the projector had of it."""
+        next plan sends all its tallies, replacing what the projector had of it. `epoch`: when this
+        happened (epoch milliseconds), the first half of the source's sequence numbers from now on,
+        so the snapshots of a source restored later (here or on another worker) are all newer."""
         scorer = SourceScorer(source, self.partitions, self.ruleset, self.calendar, self.directory, self.policy,
                               max(self.policy.approaching_minutes))
         self._restored[source] = scorer.restore(stored, as_of)
         self.scorers[source] = scorer
+        self._epochs[source] = epoch
+        self._sent[source] = 0
 
     # --- a batch ---------------------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class WorkerCore:
         """Snapshots are numbered as they are built, so a later one always has a larger number,
         whichever of them reaches the projector first."""
         self._sent[source] += 1
-        return (self.epoch, self._sent[source])
+        return (self._epochs[source], self._sent[source])
 
 
 def _merge(result: BatchResult, later: BatchResult) -> None:

@@ -47,13 +47,13 @@ def control(kind: str, as_of: int, token: str, catalog_end: int = 0, partition: 
 
 
 def new_core(ruleset, calendar, mode: str = "replay") -> WorkerCore:
-    return WorkerCore(PARTITIONS, mode, ruleset, calendar, Directory(), AlertPolicy(), epoch=EPOCH)
+    return WorkerCore(PARTITIONS, mode, ruleset, calendar, Directory(), AlertPolicy())
 
 
 def run(core: WorkerCore, *raw: RawMessage, now: int = 0):
     batch = core.split(SourceKind.DOSSIER, raw)
     for source in core.missing(batch.sources):
-        core.restore(source, [], 0)
+        core.restore(source, [], 0, EPOCH)
     return core.process(batch, now, None)
 
 
@@ -65,7 +65,7 @@ def test_a_batch_becomes_one_plan_per_source_saying_what_goes_where(ruleset, cal
         message(received(own, "2026-09-01 09:00", "2026-09-05 17:00"), received(foreign, "2026-09-01 09:05", None),
                 b'{"event_type": "dossier.nope"}')])
     assert core.missing(batch.sources) == [D0]
-    core.restore(D0, [], 0)
+    core.restore(D0, [], 0, EPOCH)
     [plan] = core.process(batch, 0, None)
 
     assert plan.source == D0 and plan.events == 1
@@ -90,9 +90,9 @@ def test_a_restored_source_sends_all_it_had_once(ruleset, calendar):
     stored = [(code.decode(), value) for code, value in plan.state_writes.items()]
 
     restarted = new_core(ruleset, calendar)
-    restarted.restore(D0, stored, plan.as_of)
+    restarted.restore(D0, stored, plan.as_of, EPOCH + 5000)  # later, here or on another worker
     [resent] = run(restarted, message(received(code_in(0, taken), "2026-09-01 10:00", "2026-09-05 17:00")))
-    assert resent.tally.replace and resent.tally.seq == (EPOCH, 1)
+    assert resent.tally.replace and resent.tally.seq == (EPOCH + 5000, 1) > plan.tally.seq
     assert {(o, p) for o, p, _ in plan.tally.entries} <= {(o, p) for o, p, _ in resent.tally.entries}
     [after] = run(restarted, message(received(code_in(0, taken), "2026-09-01 11:00", "2026-09-05 17:00")))
     assert not after.tally.replace, "only once"
@@ -104,7 +104,7 @@ def test_a_watermark_closes_a_replay_source_at_the_history_end(ruleset, calendar
     events = message(received(code_in(0, taken), "2026-09-01 09:00", "2026-09-05 17:00"))
     batch = core.split(SourceKind.DOSSIER, [events, control("watermark", ts("2026-09-30 00:00"), "tok", catalog_end=7)])
     assert batch.catalog_end == 7  # the shell folds the catalogue this far first
-    core.restore(D0, [], 0)
+    core.restore(D0, [], 0, EPOCH)
     [plan] = core.process(batch, 0, None)
     assert plan.tally.watermark == "tok" and plan.tally.catalog_end == 7
     assert plan.as_of == plan.tally.as_of == ts("2026-09-30 00:00")
