@@ -6,8 +6,9 @@ consumer subclassed), registered in Faust's transport registry under the URL sch
 nothing else in the process — no library class is patched. Each fix closes a hole found here against
 a real broker; each says what it closes. `QuietMonitor` is handed to the app as its monitor.
 
-This module, `streams.changelog` and `streams.replay` rely on those libraries' private internals, so
-this module refuses to be imported on versions other than the ones they were checked against
+Every other use of their private internals is a function here too (`aiokafka_producer`, `acting_for`,
+`refresh_metadata`). So this module refuses to be imported on versions other than the ones they were
+checked against
 (`TESTED_VERSIONS`, the versions of requirements.lock) unless CHISO766_ALLOW_UNTESTED_VERSIONS=1.
 """
 
@@ -16,14 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import types
-from collections.abc import Callable, Coroutine, Generator
+import weakref
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
 
 log = logging.getLogger("chiso766.worker")
 
-# The versions every private access below and in streams/changelog.py, streams/replay.py was checked
-# against. Moving one: re-check each access marked SLF001 and each fix, then update this and the lock.
+# The versions every private access below was checked against. Moving one: re-check each access
+# marked SLF001 and each fix, then update this and the lock.
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
 ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
 
@@ -52,8 +55,8 @@ def check_versions(version_of: Callable[[str], str | None] = installed_version) 
         log.warning("%s=1: running with untested %s (tested: %s)", ALLOW_UNTESTED, found, tested)
         return
     raise UntestedVersionsError(
-        f"chiso766 refuses to start: this environment has {found}, but the worker patches private internals "
-        f"of these libraries (streams/faust_fixes.py, streams/changelog.py) and was tested with {tested} only. "
+        f"chiso766 refuses to start: this environment has {found}, but the worker uses private internals "
+        f"of these libraries (streams/faust_fixes.py) and was tested with {tested} only. "
         "Install the locked versions: `bash deploy/setup-python.sh` (pip install --require-hashes -r "
         f"requirements.lock). To try these versions anyway, set {ALLOW_UNTESTED}=1 and run the whole suite "
         "(`bash scripts/test.sh`) first.")
@@ -63,6 +66,7 @@ check_versions()
 
 # After the check, so that an untested faust-streaming fails with its message, not an ImportError.
 from faust.sensors.monitor import Monitor  # noqa: E402
+from faust.streams import _current_event  # noqa: E402 - private (an import, so no SLF001); faust-streaming 0.15.3
 from faust.transport.drivers import TRANSPORTS  # noqa: E402
 from faust.transport.drivers import aiokafka as faust_aiokafka  # noqa: E402
 from mode.services import WaitResults  # noqa: E402
@@ -175,6 +179,37 @@ def _continue(coroutine: Coroutine, waiting_on: Any) -> Generator[Any, Any, Any]
                 to_yield = coroutine.send(sent)
             except StopIteration as finished:
                 return finished.value
+
+
+# --- private internals other modules need, reached only here -------------------------------------
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer under the app's Faust producer (the one Faust flushes before commits)."""
+    return app.producer._ensure_producer()  # noqa: SLF001 - Faust has no public accessor for its aiokafka producer; checked in faust-streaming 0.15.3
+
+
+@contextmanager
+def acting_for(event: Any) -> Iterator[None]:
+    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
+
+    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
+    from the current event, which `take_events` batches do not set; the writes of a batch all belong
+    to one input partition, so any of its events stands in.
+    """
+    if event is None:
+        yield
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+async def refresh_metadata(consumer: Any) -> None:
+    """Fetch cluster metadata now, for a topic the aiokafka consumer is not subscribed to."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh for an unsubscribed topic; checked in aiokafka 0.14.0
 
 
 class QuietMonitor(Monitor):

@@ -292,5 +292,7 @@ async def read_namespace(source: Settings, since_ms: int) -> list[bytes]:
 
 
 async def _partitions(consumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh for an unsubscribed topic; checked in aiokafka 0.14.0
+    from streams.faust_fixes import refresh_metadata  # the adapter of library internals (imports faust)
+
+    await refresh_metadata(consumer)
     return consumer.partitions_for_topic(topic) or set()
