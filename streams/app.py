@@ -108,6 +108,7 @@ class Worker:
         self.redis = aioredis.from_url(settings.redis_url)
         self.keys = settings.keys
         self.catalog_ready = asyncio.Event()
+        self.scoring = asyncio.Lock()
         self.catalog_position = 0
         self.partition_events: dict[tuple[SourceKind, int], faust.EventT] = {}  # the latest event per source
 
@@ -286,6 +287,10 @@ class Worker:
                         len(self.projector.pending), time.perf_counter() - started)
 
     async def score_due(self, force: bool = False) -> None:
-        for period in self.projector.due_periods(time.monotonic(), force):
-            units, officers = self.projector.score(period)
-            await write_scores(self.redis, self.keys, period, self.projector.as_of, self.ruleset, units, officers)
+        # One scoring at a time: the timer's and the projector's would otherwise interleave, and a
+        # period the timer scored before a replay's watermark could be written after the watermark's
+        # rescoring of it — after `replay --wait` had returned.
+        async with self.scoring:
+            for period in self.projector.due_periods(time.monotonic(), force):
+                units, officers = self.projector.score(period)
+                await write_scores(self.redis, self.keys, period, self.projector.as_of, self.ruleset, units, officers)
