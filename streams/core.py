@@ -272,11 +272,15 @@ class ProjectorCore:
         return plan
 
     def due_periods(self, monotonic: float, force: bool = False) -> list[str]:
-        """The pending periods to score now (all of them, once `score_every` has passed or when
-        forced); they are no longer pending."""
-        if not self.pending or not (force or monotonic - self.last_scoring >= self.score_every):
+        """The periods to score now: the pending ones once `score_every` has passed; forced (a
+        watermark came through), every period the book has, whatever was scored meanwhile — the
+        catalogue the closing waited for may have come in after. None of them is pending after."""
+        if force:
+            periods = sorted(self.pending | set(self.book.periods()))
+        elif self.pending and monotonic - self.last_scoring >= self.score_every:
+            periods = sorted(self.pending)
+        else:
             return []
-        periods = sorted(self.pending)
         self.pending.clear()
         self.last_scoring = monotonic
         return periods

@@ -229,6 +229,17 @@ def test_the_projector_coalesces_scoring_and_scores_at_once_for_a_watermark(rule
     assert projector.due_periods(101.2, force=True) == ["month:2026-09", "month:2026-10"]  # every period
 
 
+def test_a_closing_rescores_every_period_even_if_the_timer_took_them_first(ruleset, calendar):
+    """The shell waits for the catalogue between applying a closing snapshot and scoring for it;
+    the timer may score the pending periods in that gap, on a catalogue not yet complete."""
+    projector = book_of(ruleset, calendar)
+    closing = TallySnapshot(source="d0", seq=(EPOCH, 1), as_of=20, entries=[("U", "month:2026-09", {"n": 1})],
+                            watermark="tok", catalog_end=5)
+    projector.apply([messages.encode(closing)], 100.0)
+    assert projector.due_periods(100.0) == ["month:2026-09"]  # the timer, during the catalogue wait
+    assert projector.due_periods(100.1, force=True) == ["month:2026-09"]  # the closing's own, after it
+
+
 @pytest.mark.parametrize("mode", ["live", "replay"])
 def test_sequence_numbers_grow_per_source_whoever_builds_the_snapshot(ruleset, calendar, mode):
     taken: set[str] = set()
