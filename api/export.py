@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.store import Page, Projection, under
+from api.store import Page, ProjectionReader, under
+from contracts.keys import OPEN_LISTS, late_list
 from scoring.periods import parse_period
 from scoring.ruleset import GROUP_CODES
 
@@ -53,7 +54,7 @@ def _rate(indicator: dict) -> float | None:
     return indicator["numerator"] / indicator["denominator"] if indicator["denominator"] else None
 
 
-async def monthly_notice(projection: Projection, month: str, root: str, lang: str = "vi") -> list[Sheet]:
+async def monthly_notice(projection: ProjectionReader, month: str, root: str, lang: str = "vi") -> list[Sheet]:
     period = parse_period(month)
     if period.kind != "month":
         raise ValueError(f"the notice is monthly: use month:YYYY-MM, not {month}")
@@ -84,9 +85,9 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
         ranking.rows.append([unit["peer_group"], unit["rank"], moved, unit["code"], unit["name"],
                              *(unit["groups"].get(code, 0) for code in GROUP_CODES), unit["total"]])
         counts = [await projection.list_size(which, "unit", unit["code"])
-                  for which in ("overdue", "approaching", f"late:{month_text}")]
+                  for which in (*OPEN_LISTS, late_list(month_text))]
         overdue.rows.append([unit["code"], unit["name"], *counts])
-        for row in (await projection.dossiers(f"late:{month_text}", "unit", unit["code"], ALL))["dossiers"]:
+        for row in (await projection.dossiers(late_list(month_text), "unit", unit["code"], ALL))["dossiers"]:
             late.rows.append([row["dossier"], row["procedure"], row["unit"], row["officer"], row["due"],
                               row["completed"]])
         for tally in await projection.officers(period.key, unit["code"]):

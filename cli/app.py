@@ -11,17 +11,18 @@ import orjson
 import typer
 from rich.text import Text
 
-from cli import readside, resources, streaming
+from cli import readside, streaming
 from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
-from cli.simulate import Simulator
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.report import report_json
 from scoring.ruleset import RulesetError
+from support import resources
+from support.simulate import Simulator
 
 app = typer.Typer(help="chiso766 — real-time Decision 766 service-quality scorer.", no_args_is_help=True,
                   pretty_exceptions_enable=False)

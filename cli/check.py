@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli import resources
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import PROBLEM_LABELS, Language, problem_label
@@ -22,6 +21,7 @@ from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period, periods_of
 from scoring.quality import UNATTRIBUTED, UnitCheck, check_units
 from scoring.rollup import UnitScore
+from support import resources
 
 out = console(width=None if sys.stdout.isatty() else 200)
 

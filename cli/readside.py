@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import time
@@ -24,7 +23,7 @@ from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
 if TYPE_CHECKING:
-    from api.store import Projection
+    from api.store import ProjectionReader
 
 T = TypeVar("T")
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
@@ -33,13 +32,10 @@ out = console(width=None if sys.stdout.isatty() else 160)
 
 
 def _redis_url() -> str:
-    from streams.config import local_stack
+    from support.endpoints import redis_url
 
-    url = os.environ.get("CHISO766_REDIS_URL")
-    if url:
-        return url
     try:
-        return local_stack().redis_url
+        return redis_url()
     except RuntimeError as error:
         fail(str(error))
 
@@ -47,13 +43,13 @@ def _redis_url() -> str:
 def _projection(namespace: str):
     import redis.asyncio as aioredis
 
-    from api.store import Projection
-    from cli.resources import load_ruleset
+    from api.store import ProjectionReader
+    from support.resources import load_ruleset
 
-    return Projection(aioredis.from_url(_redis_url()), namespace, load_ruleset())
+    return ProjectionReader(aioredis.from_url(_redis_url()), namespace, load_ruleset())
 
 
-def read_projection(namespace: str, read: Callable[[Projection], Awaitable[T]]) -> T:
+def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable[T]]) -> T:
     """What `read` finds in the namespace's projection. An unreachable Redis, an unknown unit or
     period and a malformed period are each one line on stderr (exit 2), never a traceback."""
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -172,7 +168,7 @@ def leaderboard(
                 out.print(_board_table(board, labels, previous))
                 return
             pubsub = projection.client.pubsub()
-            await pubsub.subscribe(projection.key("scores", "live"))
+            await pubsub.subscribe(projection.keys.scores_live)
             deadline = time.monotonic() + duration if duration else None
             with Live(_board_table(board, labels, previous), console=out, refresh_per_second=4) as live:
                 while deadline is None or time.monotonic() < deadline:
@@ -211,12 +207,13 @@ def alerts(
     from redis.exceptions import ResponseError
 
     from api.store import alert_entry_wanted
+    from contracts.keys import RedisKeys
 
     kinds = set(kind or ())
     unknown = kinds - {"approaching", "apology_due", "overdue"}
     if unknown:
         fail(f"unknown alert kind(s): {', '.join(sorted(unknown))}")
-    key = f"{namespace}:alerts"
+    key = RedisKeys(namespace).alerts
     consumer = f"{socket.gethostname()}-{consumer_group}"
 
     def show(alert: dict) -> None:

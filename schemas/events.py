@@ -34,6 +34,17 @@ Code = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=512)]
 Channel = Annotated[Literal[1, 2, 3], Meta(description="KenhThucHien: 1 in person, 2 online, 3 postal")]
 Status = Annotated[int, Meta(ge=1, le=10, description="TrangThaiHoSo 1-10 (DOMAIN.md §3)")]
+# TrangThaiHoSo, the portal's dossier status codes (DOMAIN.md §3): plain ints, as events carry them.
+SUBMITTED = 1  # online, not yet accepted
+RECEIVED = 2  # NgayTiepNhan, due date NgayHenTra issued
+REFUSED_AT_RECEPTION = 3
+PROCESSING = 4
+SUPPLEMENT_REQUESTED = 5
+OBLIGATION_REQUESTED = 6  # financial obligation
+WITHDRAWN = 7  # by the applicant
+STOPPED = 8  # processing stopped
+PROCESSED = 9  # result ready
+RETURNED = 10  # result returned
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="VND")]
 
 

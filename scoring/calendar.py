@@ -17,7 +17,8 @@ from typing import Literal
 
 import holidays
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")
+UTC_OFFSET_SECONDS = 7 * 3600  # Vietnam: UTC+7 all year, no daylight saving
+VIETNAM = timezone(timedelta(seconds=UTC_OFFSET_SECONDS), "ICT")
 DAY = 86400
 LimitUnit = Literal["hours", "days", "working_days", "months"]
 
@@ -29,7 +30,7 @@ def local(ts: int) -> datetime:
 def local_day(ts: int) -> int:
     """The local calendar day of an instant as a day number (days since 1970-01-01 in Vietnam):
     integer arithmetic, for comparisons on hot paths where a `date` would cost a datetime."""
-    return (ts + 7 * 3600) // DAY
+    return (ts + UTC_OFFSET_SECONDS) // DAY
 
 
 def iso(moment: float | None) -> str | None:

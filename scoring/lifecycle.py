@@ -15,6 +15,18 @@ from enum import StrEnum
 from msgspec import Struct
 
 from schemas import events as ev
+from schemas.events import (
+    OBLIGATION_REQUESTED,
+    PROCESSED,
+    PROCESSING,
+    REFUSED_AT_RECEPTION,
+    RETURNED,
+    STOPPED,
+    SUBMITTED,
+    SUPPLEMENT_REQUESTED,
+    WITHDRAWN,
+)
+from scoring.calendar import DAY, UTC_OFFSET_SECONDS
 from scoring.ruleset import LifecycleSwitches
 
 NO_TIME = 2**62
@@ -46,8 +58,9 @@ SYNCED = 512
 PETITION_FILED = 1024
 FEE_PAID = 2048
 FEE_SET = 4096  # a fee set after receipt (financial obligation) or paid: the dossier is fee-bearing
-TERMINAL_STATUSES = frozenset({3, 7, 8, 9, 10})
-PROCESSING_STATUSES = frozenset({4, 5, 6})
+TERMINAL_STATUSES = frozenset({REFUSED_AT_RECEPTION, WITHDRAWN, STOPPED, PROCESSED, RETURNED})  # 3, 7, 8, 9, 10
+PROCESSING_STATUSES = frozenset({PROCESSING, SUPPLEMENT_REQUESTED, OBLIGATION_REQUESTED})  # 4, 5, 6
+ENDED_STATUSES = (WITHDRAWN, STOPPED, PROCESSED, RETURNED)  # 7, 8, 9, 10
 
 
 class Step(Struct, array_like=True, gc=False, frozen=True):
@@ -94,7 +107,7 @@ class DossierState(Struct, array_like=True, gc=False):
 
     @property
     def is_open(self) -> bool:
-        return not any(status in self.status_at for status in (3, 7, 8, 9, 10))
+        return not any(status in self.status_at for status in TERMINAL_STATUSES)
 
 
 _OFFSETS: dict[object, int] = {}
@@ -152,9 +165,9 @@ def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
 
 def _status_changed(state: DossierState, event: ev.DossierStatusChanged, at: int) -> None:
     _status(state, event.status, at)
-    if event.status == 5:
+    if event.status == SUPPLEMENT_REQUESTED:
         _add_time(state.supplement_requests, at)
-    elif event.status == 6:
+    elif event.status == OBLIGATION_REQUESTED:
         _add_time(state.obligation_requests, at)
 
 
@@ -270,19 +283,19 @@ def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = 
 def end_time(state: DossierState, cutoff: int) -> int | None:
     """Status 9, else 10, else the earlier of 8 and 7 (7 only once received) — at or before cutoff."""
     status_at = state.status_at
-    at = status_at.get(9)
+    at = status_at.get(PROCESSED)
     if at is not None and at <= cutoff:
         return at
-    at = status_at.get(10)
+    at = status_at.get(RETURNED)
     if at is not None and at <= cutoff:
         return at
     if state.received_at is None:
         return None
     # Written out: this runs several times per dossier per batch.
-    end = status_at.get(8)
+    end = status_at.get(STOPPED)
     if end is not None and end > cutoff:
         end = None
-    withdrawn = status_at.get(7)
+    withdrawn = status_at.get(WITHDRAWN)
     if withdrawn is not None and withdrawn <= cutoff and (end is None or withdrawn < end):
         end = withdrawn
     return end
@@ -362,13 +375,14 @@ def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
         return Outcome.LATE
     effective = judged_at(state, end, switches)
     if switches.compare == "date":
-        effective_day, due_day = (effective + 25200) // 86400, (due + 25200) // 86400
+        effective_day, due_day = (effective + UTC_OFFSET_SECONDS) // DAY, (due + UTC_OFFSET_SECONDS) // DAY
         if effective_day > due_day:
             return Outcome.LATE
         return Outcome.EARLY if effective_day < due_day else Outcome.ON_TIME
     if effective > due:
         return Outcome.LATE
-    return Outcome.EARLY if (effective + 25200) // 86400 < (due + 25200) // 86400 else Outcome.ON_TIME
+    early = (effective + UTC_OFFSET_SECONDS) // DAY < (due + UTC_OFFSET_SECONDS) // DAY
+    return Outcome.EARLY if early else Outcome.ON_TIME
 
 
 def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitches,
@@ -403,14 +417,14 @@ def transition_problems(state: DossierState) -> tuple[str, ...]:
     if received_at is None:
         facts = (state.steps or state.flags or state.rating or state.supplement_requests or state.supplement_receipts
                  or state.obligation_requests or state.obligation_payments or state.reappointed_dues)
-        if facts or any(status not in (1, 3, 7) for status in status_at):
+        if facts or any(status not in (SUBMITTED, REFUSED_AT_RECEPTION, WITHDRAWN) for status in status_at):
             return ("never_received",)
         return ()
-    ends = [status_at[status] for status in (7, 8, 9, 10) if status in status_at]
-    if 3 not in status_at and not ends:
+    ends = [status_at[status] for status in ENDED_STATUSES if status in status_at]
+    if REFUSED_AT_RECEPTION not in status_at and not ends:
         return ()  # open and never refused: no transition of it can be impossible yet
     problems = []
-    if 3 in status_at:
+    if REFUSED_AT_RECEPTION in status_at:
         problems.append("refused_after_receipt")
     if ends:
         end = min(ends)

@@ -1,7 +1,7 @@
 """The worker's processing, free of Faust: one Engine per source partition, raw messages in,
 everything to write out (state, tallies, alerts, dossier lists, dead letters) as plain data.
 
-The Faust agents in `streams.app` only move bytes between Kafka, this class and Redis.
+`streams.core` drives one per source partition; `streams.app` performs what the core plans.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from contracts.messages import SourceId, SourceKind
 from schemas import Rejection, decode_message
 from schemas import events as ev
 from scoring.alerts import Alert, AlertPolicy
@@ -48,6 +49,7 @@ class RawMessage:
     topic: str
     partition: int
     offset: int
+    control: bool = False  # a watermark / rebuild message (`CONTROL_HEADER`), not events
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Listing:
 
 @dataclass
 class BatchResult:
-    source: str
+    source: SourceId
     as_of: int
     state_writes: dict[str, bytes] = field(default_factory=dict)
     tallies: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
@@ -110,12 +112,12 @@ def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) ->
 class SourceScorer:
     """One source partition (`d3` = dossier-events partition 3, `p1` = petition-events partition 1)."""
 
-    def __init__(self, source: str, partitions: int, ruleset: Ruleset, calendar: WorkingCalendar,
+    def __init__(self, source: SourceId, partitions: int, ruleset: Ruleset, calendar: WorkingCalendar,
                  directory: Directory, policy: AlertPolicy, approaching_minutes: int):
         self.source, self.partitions = source, partitions
-        self.partition = int(source[1:])
-        self.engine = Engine(ruleset, calendar, directory, alert_policy=policy,
-                             link_petitions=source.startswith("d"))
+        self.partition = source.partition
+        self.dossiers = source.kind is SourceKind.DOSSIER  # else petitions
+        self.engine = Engine(ruleset, calendar, directory, alert_policy=policy, link_petitions=self.dossiers)
         self.approaching_minutes = approaching_minutes
         self._listed: dict[str, Listing] = {}  # as last written to Redis: unchanged ones are skipped
 
@@ -127,7 +129,7 @@ class SourceScorer:
         for key, value in stored:
             if partition_for(key, self.partitions) != self.partition:
                 continue
-            if self.source.startswith("d"):
+            if self.dossiers:
                 dossiers.append(decode_dossier(value))
             else:
                 petitions.append(decode_petition(value))
@@ -163,7 +165,7 @@ class SourceScorer:
     def _misrouted(self, event: ev.EventBase, key: str, homes: dict[str, bool]) -> bool:
         """A batched message may mix entities of several partitions; each must be folded where its
         state lives, so events of another partition are sent on, keyed by their entity."""
-        if self.source.startswith("d"):
+        if self.dossiers:
             if not isinstance(event, ev.DossierEvent):
                 return True
             known = self.engine.dossiers

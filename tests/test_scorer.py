@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from contracts.messages import SourceId
 from schemas import decode_message
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
@@ -39,7 +40,7 @@ def test_a_partition_folds_its_own_dossiers_and_sends_every_other_event_to_its_t
     message = array(received(own, "2026-09-01 09:00", "2026-09-05 17:00"),
                     received(other, "2026-09-01 09:05", "2026-09-05 17:00"), petition, catalogue,
                     received(third, "2026-09-01 09:10", "2026-09-05 17:00"))
-    scorer = SourceScorer("d0", PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    scorer = SourceScorer(SourceId.parse("d0"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
 
     result = scorer.process([RawMessage(own.encode(), message, "ns.dossier-events", 0, 7)], None)
 
@@ -85,7 +86,7 @@ def test_a_worker_partition_refuses_events_from_the_future_and_keeps_the_rest(ru
     typo = ev.DossierStatusChanged(event_id="typo", occurred_at=when("2099-09-03 09:00"), dossier_code=typo_code,
                                    status=9)
     message = array(received(own, "2026-09-01 09:00", "2026-09-05 17:00"), typo)
-    scorer = SourceScorer("d1", PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    scorer = SourceScorer(SourceId.parse("d1"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
 
     result = scorer.process([RawMessage(own.encode(), message, "ns.dossier-events", 1, 3)], None,
                             not_after=int(when("2026-09-02 09:00").timestamp()))
