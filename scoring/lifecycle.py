@@ -110,18 +110,18 @@ class DossierState(Struct, array_like=True, gc=False):
         return not any(status in self.status_at for status in TERMINAL_STATUSES)
 
 
-_OFFSETS: dict[object, int] = {}
-_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+OFFSETS: dict[object, int] = {}
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 def epoch_seconds(moment: datetime) -> int:
     """Whole epoch seconds of an aware datetime — twice as fast as `int(moment.timestamp())`,
     which matters at two calls per event."""
     zone = moment.tzinfo
-    offset = _OFFSETS.get(zone)
+    offset = OFFSETS.get(zone)
     if offset is None:
-        offset = _OFFSETS[zone] = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
-    return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
+        offset = OFFSETS[zone] = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+    return ((moment.toordinal() - EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
             + moment.second - offset)
 
 
@@ -151,12 +151,13 @@ def _status(state: DossierState, status: int, at: int) -> None:
 
 def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
     version = ev.record_version(event, at)
-    _status(state, 2, _seconds(event.received_at))
+    received_at = _seconds(event.received_at)
+    _status(state, 2, received_at)
     if state.received is not None and version <= state.received:
         return
     state.received = version
     state.unit, state.procedure, state.channel = event.unit_code, event.procedure_code, event.channel
-    state.received_at = _seconds(event.received_at)
+    state.received_at = received_at
     state.due_at = _seconds(event.due_at) if event.due_at else None
     limit = event.time_limit
     state.limit = (limit.value, limit.unit) if limit else None

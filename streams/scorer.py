@@ -6,6 +6,9 @@ everything to write out (state, tallies, alerts, dossier lists, dead letters) as
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -52,6 +55,16 @@ class RawMessage:
     control: bool = False  # a watermark / rebuild message (`CONTROL_HEADER`), not events
 
 
+log = logging.getLogger(__name__)
+DEAD_LETTER_RAW_BYTES = 64 * 1024  # the raw message kept in a dead-letter record, at most
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of an exception, as file:line — enough to find the bug, short enough to keep."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+
+
 @dataclass
 class DeadLetter:
     rejection: Rejection
@@ -60,9 +73,16 @@ class DeadLetter:
     offset: int
 
     def as_json(self) -> dict:
-        return {"reason": self.rejection.reason, "detail": self.rejection.detail, "path": self.rejection.path,
-                "topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "raw": self.rejection.raw.decode("utf-8", "backslashreplace")}
+        """The record sent to the dead-letter topic: bounded, so a 15 MB message makes a small
+        record (its first bytes, its size and hash, and the source offset to find the original)."""
+        raw = self.rejection.raw
+        kept = raw[:DEAD_LETTER_RAW_BYTES]
+        letter = {"reason": self.rejection.reason, "detail": self.rejection.detail[:DEAD_LETTER_RAW_BYTES],
+                  "path": self.rejection.path, "topic": self.topic, "partition": self.partition,
+                  "offset": self.offset, "raw": kept.decode("utf-8", "backslashreplace")}
+        if len(kept) < len(raw):
+            letter.update(raw_truncated=True, raw_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
+        return letter
 
 
 @dataclass
@@ -187,10 +207,31 @@ class SourceScorer:
         dated after `not_after` (the wall clock plus a tolerance) are dead letters (`future_time`)."""
         result = BatchResult(self.source, as_of or 0)
         events = list(self.decode(messages, result, not_after))
-        changed = self.engine.apply_batch(events, as_of)
+        try:
+            changed = self.engine.apply_batch(events, as_of)
+        except Exception:  # one poison event must stop neither the partition nor its batch
+            changed = self._isolated(events, as_of, result)
         result.as_of = self.engine.as_of or 0
         self._collect(changed, result)
         return result
+
+    def _isolated(self, events: list[ev.EventBase], as_of: int | None, result: BatchResult) -> set[TallyPair]:
+        """After a batch raised: recount the tallies from the states (the failed batch may have left
+        them half-updated), then fold the events one at a time; one that raises again is a dead letter
+        with the exception's summary, and the rest of the batch counts."""
+        engine = self.engine
+        changed = engine.recount(engine.as_of or 0)
+        for event in events:
+            try:
+                changed |= engine.apply_batch([event], as_of)
+            except Exception as error:  # see process()
+                log.warning("event %s of %s could not be processed: %r", event.event_id, self.source, error)
+                summary = "".join(traceback.format_exception_only(error)).strip()[:500]
+                rejection = Rejection("processing_error", f"{summary} (at {_where(error)})", None, ev.encode(event))
+                result.dead_letters.append(DeadLetter(rejection, "", self.partition, -1))
+                result.events -= 1
+                changed |= engine.recount(engine.as_of or 0)
+        return changed
 
     def _collect(self, changed: set[TallyPair], result: BatchResult) -> None:
         engine = self.engine

@@ -11,6 +11,7 @@ floor, below which nothing of that source applies any more.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Literal
 
@@ -23,6 +24,7 @@ from scoring.periods import parse_period
 from scoring.rollup import OfficerTally, UnitScore, officer_tallies, score_units
 from scoring.ruleset import Ruleset
 
+log = logging.getLogger(__name__)
 Entry = tuple[str, str, str]  # (source, owner, period)
 OLDEST: Seq = (0, 0)
 
@@ -54,13 +56,21 @@ class TallyBook:
         self.by_period: dict[str, set[tuple[str, str]]] = {}
         self.as_of: dict[str, int] = {}
         self.floors: dict[str, Seq] = {}
+        self.unreadable: list[str] = []  # table keys `load` could not read, reported and skipped
 
     def load(self, stored: Iterable[tuple[str, bytes]]) -> None:
         """From the tally table. Values written before sequence numbers existed (a plain counters
         object, `{"as_of": N}`) load as the oldest sequence number."""
         for key, raw in stored:
-            source, owner, period = key.split("\x1f")
-            value = msgspec.json.decode(raw)
+            try:
+                source, owner, period = key.split("\x1f")
+                value = msgspec.json.decode(raw)
+            except (ValueError, msgspec.DecodeError) as error:
+                # A key or value this book cannot read (written by a bug, or by hand) is reported and
+                # skipped: the source's next snapshot or replace rewrites what it held.
+                self.unreadable.append(key)
+                log.warning("tally table entry %r skipped: %s", key, error)
+                continue
             if owner == "" and period == "":
                 self.as_of[source] = int(value["as_of"])
                 self.floors[source] = tuple(value.get("floor", OLDEST))
