@@ -78,9 +78,12 @@ class WorkingHours:
 
     @classmethod
     def from_text(cls, windows: Iterable[tuple[str, str]] | None, cutoff: str | None) -> WorkingHours:
-        default = cls()
+        if not windows and not cutoff:
+            return STANDARD_HOURS  # one shared object: calendar memos find it by identity
+        default = STANDARD_HOURS
         parsed = tuple((parse_hhmm(a), parse_hhmm(b)) for a, b in windows) if windows else default.windows
-        return cls(parsed, parse_hhmm(cutoff) if cutoff else default.receipt_cutoff)
+        hours = cls(parsed, parse_hhmm(cutoff) if cutoff else default.receipt_cutoff)
+        return STANDARD_HOURS if hours == STANDARD_HOURS else hours
 
     @property
     def opening(self) -> int:
@@ -143,8 +146,8 @@ class WorkingCalendar:
         self._cache: dict[date, bool] = {}
         # Alert plans ask for the same instants again each time a dossier is touched, and a dossier's
         # legal due is asked for each time its findings are.
-        self._before: dict[tuple[int, float, WorkingHours], int] = {}
-        self._dues: dict[tuple[int, float, str, WorkingHours], int] = {}
+        self._before: dict[tuple[int, float, int], tuple[WorkingHours, int]] = {}
+        self._dues: dict[tuple[int, float, str, int], tuple[WorkingHours, int]] = {}
 
     def _load_year(self, year: int) -> None:
         self._years.add(year)
@@ -237,13 +240,13 @@ class WorkingCalendar:
 
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""
-        key = (end, minutes, hours)
+        key = (end, minutes, id(hours))  # by identity, as in `due_at`
         found = self._before.get(key)
-        if found is None:
+        if found is None or found[0] is not hours:
             if len(self._before) >= MEMO_LIMIT:
                 self._before.clear()
-            found = self._before[key] = self._subtract_working_minutes(end, minutes, hours)
-        return found
+            found = self._before[key] = (hours, self._subtract_working_minutes(end, minutes, hours))
+        return found[1]
 
     def _subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours) -> int:
         remaining = round(minutes * 60)
@@ -296,13 +299,15 @@ class WorkingCalendar:
     def due_at(self, received_at: int, value: float, unit: LimitUnit,
                hours: WorkingHours = STANDARD_HOURS) -> int:
         """The legal due instant of a dossier received at `received_at` with a time limit."""
-        key = (received_at, value, unit, hours)
+        # Keyed by the hours' identity (kept in the value, so an id is never mistaken for a new object's):
+        # hashing the dataclass itself costs more than a due found here saves.
+        key = (received_at, value, unit, id(hours))
         found = self._dues.get(key)
-        if found is None:
+        if found is None or found[0] is not hours:
             if len(self._dues) >= MEMO_LIMIT:
                 self._dues.clear()
-            found = self._dues[key] = self._due_at(received_at, value, unit, hours)
-        return found
+            found = self._dues[key] = (hours, self._due_at(received_at, value, unit, hours))
+        return found[1]
 
     def _due_at(self, received_at: int, value: float, unit: LimitUnit, hours: WorkingHours) -> int:
         if value <= 0:

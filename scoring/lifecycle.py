@@ -283,20 +283,21 @@ def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = 
 
 def end_time(state: DossierState, cutoff: int) -> int | None:
     """Status 9, else 10, else the earlier of 8 and 7 (7 only once received) — at or before cutoff."""
+    # Written out, with the codes as literals (PROCESSED 9, RETURNED 10, STOPPED 8, WITHDRAWN 7):
+    # this runs several times per dossier per batch.
     status_at = state.status_at
-    at = status_at.get(PROCESSED)
+    at = status_at.get(9)
     if at is not None and at <= cutoff:
         return at
-    at = status_at.get(RETURNED)
+    at = status_at.get(10)
     if at is not None and at <= cutoff:
         return at
     if state.received_at is None:
         return None
-    # Written out: this runs several times per dossier per batch.
-    end = status_at.get(STOPPED)
+    end = status_at.get(8)
     if end is not None and end > cutoff:
         end = None
-    withdrawn = status_at.get(WITHDRAWN)
+    withdrawn = status_at.get(7)
     if withdrawn is not None and withdrawn <= cutoff and (end is None or withdrawn < end):
         end = withdrawn
     return end
@@ -339,7 +340,9 @@ def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, i
 
 def judged_at(state: DossierState, moment: int, switches: LifecycleSwitches) -> int:
     """The instant compared with the due date: applicant time taken out (DOMAIN.md §3.3)."""
-    paused, pending = _paused(supplement_requests(state), state.supplement_receipts, moment)
+    requests = state.supplement_requests  # the usual dossier has at most one: no call to merge them
+    paused, pending = _paused(requests if len(requests) < 2 else supplement_requests(state),
+                              state.supplement_receipts, moment)
     if switches.financial_obligation_clock == "paused":
         obligation_paused, obligation_pending = _paused(state.obligation_requests, state.obligation_payments, moment)
         paused += obligation_paused
@@ -372,7 +375,8 @@ def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
     end = end_time(state, cutoff)
     if end is None:
         return Outcome.IN_PROGRESS if judged_at(state, cutoff, switches) <= due else Outcome.OVERDUE
-    if switches.multiple_supplements_late and sum(1 for t in supplement_requests(state) if t <= end) > 1:
+    if switches.multiple_supplements_late and len(state.supplement_requests) > 1 \
+            and sum(1 for t in supplement_requests(state) if t <= end) > 1:
         return Outcome.LATE
     effective = judged_at(state, end, switches)
     if switches.compare == "date":
@@ -397,7 +401,9 @@ def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitche
         return None
     if judged_at(state, after, switches) > due:
         return None
-    paused, pending = _paused(supplement_requests(state), state.supplement_receipts, after)
+    requests = state.supplement_requests
+    paused, pending = _paused(requests if len(requests) < 2 else supplement_requests(state),
+                              state.supplement_receipts, after)
     if pending is not None:
         return None  # waiting for the applicant: the clock is stopped
     if switches.financial_obligation_clock == "paused":
@@ -421,21 +427,30 @@ def transition_problems(state: DossierState) -> tuple[str, ...]:
         if facts or any(status not in (SUBMITTED, REFUSED_AT_RECEPTION, WITHDRAWN) for status in status_at):
             return ("never_received",)
         return ()
-    ends = [status_at[status] for status in ENDED_STATUSES if status in status_at]
-    if REFUSED_AT_RECEPTION not in status_at and not ends:
+    # Written out (no comprehension): this runs once per dossier per batch that changes its status.
+    end = None
+    for status in ENDED_STATUSES:
+        at = status_at.get(status)
+        if at is not None and (end is None or at < end):
+            end = at
+    refused = REFUSED_AT_RECEPTION in status_at
+    if not refused and end is None:
         return ()  # open and never refused: no transition of it can be impossible yet
     problems = []
-    if REFUSED_AT_RECEPTION in status_at:
+    if refused:
         problems.append("refused_after_receipt")
-    if ends:
-        end = min(ends)
+    if end is not None:
         if end < received_at:
             problems.append("ended_before_receipt")
         last_at, last = state.last_status
-        requests = state.supplement_requests or state.obligation_requests
-        if (last in PROCESSING_STATUSES and last_at > end) \
-                or any(status_at.get(status, 0) > end for status in PROCESSING_STATUSES) \
-                or (requests and max(state.supplement_requests[-1:] + state.obligation_requests[-1:]) > end):
+        after_end = last in PROCESSING_STATUSES and last_at > end
+        for status in PROCESSING_STATUSES:
+            if not after_end and status_at.get(status, 0) > end:
+                after_end = True
+        for requests in (state.supplement_requests, state.obligation_requests):
+            if not after_end and requests and requests[-1] > end:
+                after_end = True
+        if after_end:
             problems.append("status_after_end")
     return tuple(problems)
 

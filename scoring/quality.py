@@ -63,10 +63,13 @@ def record_findings(state: DossierState, directory: Directory, calendar: Working
     if state.received_at is None:
         return ()
     found = []
-    limit_due = legal_due(state, directory, calendar)
-    if state.due_at is None and limit_due is None:
-        found.append("no_due")
-    elif state.due_at is not None and limit_due is not None and local_day(state.due_at) > local_day(limit_due):
+    due_at = state.due_at
+    limit_due = directory.legal_due(calendar, state.unit, state.procedure, state.channel, state.received_at,
+                                    state.limit)
+    if limit_due is None:
+        if due_at is None:
+            found.append("no_due")
+    elif due_at is not None and due_at > limit_due and local_day(due_at) > local_day(limit_due):
         found.append("due_beyond_limit")
     if state.reappointed_dues:
         if len(state.reappointed_dues) > 1:
