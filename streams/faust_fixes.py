@@ -70,6 +70,7 @@ def apply_all() -> None:
     _short_fetch_waits()
     _seek_uncommitted_partitions_to_the_start()
     _deliver_without_tasks_when_nothing_blocks()
+    _track_every_topic_a_producer_sends_to()
 
 
 def _once(name: str) -> bool:
@@ -193,6 +194,42 @@ def _continue(coroutine: Coroutine, waiting_on: Any) -> Generator[Any, Any, Any]
                 to_yield = coroutine.send(sent)
             except StopIteration as finished:
                 return finished.value
+
+
+def tracking_wait_on_metadata(original: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """aiokafka's `AIOKafkaClient._wait_on_metadata`, made to track every topic it is asked about."""
+
+    async def _wait_on_metadata(self, topic: str) -> Any:
+        self.add_topic(topic)  # public; a set lookup once the topic is tracked
+        return await original(self, topic)
+
+    return _wait_on_metadata
+
+
+def _track_every_topic_a_producer_sends_to() -> None:
+    """A first worker on a fresh broker stuck for good: a changelog batch never delivered, no offset
+    ever committed, the sender spinning at ~60 % CPU, SIGTERM hanging in the producer's flush.
+
+    An aiokafka client refreshes metadata only for the topics it tracks, and every refresh replaces
+    its whole cache; with no topic tracked it fetches them all. Faust refreshes after creating each
+    table's changelog topic while its producer tracks nothing yet, so the producer knows every topic
+    without tracking any, and `send` / `send_batch` (`_wait_on_metadata`) track only a topic the cache
+    lacks. On a fresh KRaft broker the last changelog created may be missing from that refresh; its
+    first write tracks it alone, the next refresh drops every other topic from the cache, and a
+    batch already queued for one of them (another table's changelog, the tallies topic) has no
+    leader any more: the sender forces refresh after refresh that never ask for its topic, until
+    Faust's 20-minute request timeout, while the agent awaits that delivery. Seen here as a refresh
+    asking only for `…-tallies-changelog` that dropped the state changelogs (1 fresh stack in 5);
+    `tests/integration/test_worker_stops.py` queues a batch that way against a real broker. Every
+    topic a producer sends to is now tracked before its first batch is queued, so no refresh can
+    drop a topic with a batch waiting."""
+    if not _once("track_sent_topics"):
+        return
+    from aiokafka.client import AIOKafkaClient
+
+    # Private: the one path both `send` and `send_batch` take before queueing; checked in aiokafka 0.14.0.
+    original = AIOKafkaClient._wait_on_metadata  # noqa: SLF001 - see the docstring; aiokafka 0.14.0
+    AIOKafkaClient._wait_on_metadata = tracking_wait_on_metadata(original)  # noqa: SLF001 - as above
 
 
 class QuietMonitor(Monitor):
