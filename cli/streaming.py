@@ -24,10 +24,16 @@ StackName = Annotated[str, typer.Option("--name", help="Stack name (one director
 
 
 @stack_app.command("up")
-def stack_up(name: StackName = "default") -> None:
-    """Fetch Kafka if needed, start the broker and redis-server, print where they listen."""
+def stack_up(
+    name: StackName = "default",
+    brokers: Annotated[int, typer.Option("--brokers", help="Kafka nodes: 1, or 3 (a KRaft quorum; topics "
+                                                           "with 3 copies, min.insync.replicas 2).")] = 1,
+    persist_redis: Annotated[bool, typer.Option("--persist-redis", help="Redis keeps an append-only file "
+                                                "(fsync every second), so a restarted server has its data.")] = False,
+) -> None:
+    """Fetch Kafka if needed, start the broker(s) and redis-server, print where they listen."""
     try:
-        info = local_stack.up(name)
+        info = local_stack.up(name, brokers, persist_redis)
     except local_stack.StackError as error:
         fail(str(error))
     print(f"bootstrap={info.bootstrap}")
@@ -38,6 +44,35 @@ def stack_up(name: StackName = "default") -> None:
 def stack_down(name: StackName = "default") -> None:
     """Stop the stack's processes and remove its data."""
     err.print("stopped" if local_stack.down(name) else "nothing was running")
+
+
+Node = Annotated[str, typer.Option("--node", help="redis, or kafka-N for broker N.")]
+
+
+@stack_app.command("kill")
+def stack_kill(node: Node, name: StackName = "default",
+               sig: Annotated[str, typer.Option("--signal", help="KILL (a crash), TERM, STOP or CONT.")] = "KILL",
+               ) -> None:
+    """Send a signal to one node of the stack (fault testing): SIGKILL by default."""
+    sig = sig.upper().removeprefix("SIG")
+    if sig not in ("KILL", "TERM", "STOP", "CONT"):
+        fail("--signal is KILL, TERM, STOP or CONT")
+    try:
+        pid = local_stack.kill_node(name, node, getattr(signal, f"SIG{sig}"))
+    except local_stack.StackError as error:
+        fail(str(error))
+    err.print(f"{node} (pid {pid}): SIG{sig}")
+
+
+@stack_app.command("start")
+def stack_start(node: Node, name: StackName = "default",
+                wipe: Annotated[bool, typer.Option("--wipe", help="Start it without its data.")] = False) -> None:
+    """Start a killed node again on its ports (with its data unless --wipe); waits until the stack answers."""
+    try:
+        pid = local_stack.start_node(name, node, wipe)
+    except local_stack.StackError as error:
+        fail(str(error))
+    err.print(f"{node} started (pid {pid})" + (" without its data" if wipe else ""))
 
 
 @stack_app.command("status")

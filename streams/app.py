@@ -59,6 +59,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0, producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024, stream_buffer_maxsize=20000, table_standby_replicas=0,
         key_serializer="raw", value_serializer="raw", monitor=QuietMonitor(),
+        topic_replication_factor=settings.replication or 1,
     )
     ruleset, calendar = load_ruleset(), load_calendar()
     directory = Directory()

@@ -11,6 +11,32 @@ from aiokafka.errors import TopicAlreadyExistsError
 from streams.config import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TALLY_TOPIC, Settings
 
 
+def replication_for(brokers: int) -> int:
+    """Copies of each topic on a cluster of `brokers`: 3 once there are 3 (with min.insync.replicas
+    2, so one broker may be down while writes go on), else every broker (1 on a single node)."""
+    return min(3, max(1, brokers))
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {"min.insync.replicas": "2"} if replication >= 3 else {}
+
+
+async def cluster_replication(admin: AIOKafkaAdminClient) -> int:
+    return replication_for(len((await admin.describe_cluster())["brokers"]))
+
+
+async def settings_replication(settings: Settings) -> int:
+    """The replication a worker gives the topics it creates (its tables' changelogs)."""
+    if settings.replication is not None:
+        return settings.replication
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        return await cluster_replication(admin)
+    finally:
+        await admin.close()
+
+
 def planned_topics(settings: Settings) -> dict[str, int]:
     partitions = settings.partitions
     return {settings.topic(DOSSIER_TOPIC): partitions, settings.topic(PETITION_TOPIC): partitions,
@@ -23,7 +49,9 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     await admin.start()
     try:
         existing = await admin.list_topics()
-        missing = [NewTopic(name, count, 1) for name, count in planned_topics(settings).items() if name not in existing]
+        replication = settings.replication or await cluster_replication(admin)
+        missing = [NewTopic(name, count, replication, topic_configs=topic_config(replication))
+                   for name, count in planned_topics(settings).items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
