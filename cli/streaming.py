@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from contextlib import nullcontext as _nullcontext
 from pathlib import Path
@@ -111,6 +110,18 @@ def worker(
                          store=store))
 
 
+def _worker_running(settings) -> bool:
+    """Whether a worker's heartbeat is in Redis; an unreachable Redis is one line, not a traceback."""
+    from redis.exceptions import RedisError
+
+    from streams import replay as replaying
+
+    try:
+        return asyncio.run(replaying.worker_running(settings))
+    except (RedisError, OSError) as error:
+        fail(f"Redis at {settings.redis_url} is unreachable: {error}")
+
+
 def replay(
     history: Annotated[str | None, typer.Argument(help="History (.jsonl or .jsonl.gz) or - for stdin.")] = None,
     namespace: Namespace = "replay",
@@ -140,7 +151,7 @@ def replay(
         err.print(f"read {len(lines_from_topics):,} events of {source_namespace} since {from_timestamp}")
     started = None
     log_path = None
-    if wait and not asyncio.run(replaying.worker_running(settings)):
+    if wait and not _worker_running(settings):
         log_path = Path(settings.data_dir) / f"{namespace}-worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = replaying.start_worker(settings, "replay", str(log_path))
@@ -164,8 +175,7 @@ def replay(
                 err.print("all sources scored")
     finally:
         if started is not None:
-            os.killpg(started.pid, signal.SIGTERM)
-            started.wait(timeout=60)
+            replaying.stop_worker(started)
 
 
 def scores(
@@ -217,7 +227,7 @@ def project(
     if not rebuild:
         fail("nothing to do: pass --rebuild")
     settings = _settings(namespace, 4)
-    if not asyncio.run(replaying.worker_running(settings)):
+    if not _worker_running(settings):
         fail(f"no worker serves namespace {namespace}: start `chiso766 worker --namespace {namespace}`")
 
     async def run() -> None:

@@ -22,7 +22,6 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cli.resources import load_calendar, load_ruleset
@@ -42,8 +41,10 @@ from streams.config import (
     Settings,
 )
 from streams.faust_fixes import QuietMonitor
+from streams.heartbeat import Heartbeat
 from streams.projection import queue_alerts, queue_listings, queue_rejections, write_scores
 from streams.projector import Projector
+from streams.resilience import redis_client
 from streams.scorer import BatchResult, RawMessage, SourceScorer, rerouted_messages
 
 log = logging.getLogger("chiso766.worker")
@@ -65,7 +66,7 @@ def build_app(settings: Settings) -> faust.App:
     directory = Directory()
     policy = AlertPolicy()
     projector = Projector(ruleset, calendar, directory)
-    redis = aioredis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)  # waits out a Redis outage
     prefix = settings.redis_prefix
     catalog_ready = asyncio.Event()
     catalog_position = [0]
@@ -97,6 +98,7 @@ def build_app(settings: Settings) -> faust.App:
     tally_table = app.Table("tallies", key_type=bytes, value_type=bytes, partitions=1, use_partitioner=True)
     writers = {kind: TableWriter(app, table, f"{kind}-state") for kind, table in tables.items()}
     tally_writer = TableWriter(app, tally_table, "tallies")
+    heartbeat = Heartbeat(settings, redis, lambda tp: app.consumer.highwater(tp))
 
     @app.task
     async def follow_catalog() -> None:
@@ -253,16 +255,19 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(dossier_topic)
     async def dossiers(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle("d", events)
+            with heartbeat.batch("dossiers", events):
+                await handle("d", events)
 
     @app.agent(petition_topic)
     async def petitions(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle("p", events)
+            with heartbeat.batch("petitions", events):
+                await handle("p", events)
 
     @app.agent(tally_topic)
     async def project(stream: faust.StreamT) -> None:
         async for events in stream.take_events(2000, within=settings.batch_within):
+            heartbeat.begin("project")
             started = time.perf_counter()
             await catalog_ready.wait()
             if not loaded["projector"]:
@@ -296,6 +301,7 @@ def build_app(settings: Settings) -> faust.App:
                 await redis.hset(f"{prefix}:sources", mapping=projector.as_of)
             await delivered(deliveries)
             metrics.PROJECTION_SECONDS.observe(time.perf_counter() - started)
+            heartbeat.end("project", events)
             if os.environ.get("CHISO766_TRACE_BATCHES"):
                 log.warning("projector: %d messages, %d periods pending, handled in %.3fs", len(events),
                             len(pending_periods), time.perf_counter() - started)
@@ -316,7 +322,7 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.timer(settings.tick_seconds)
     async def tick() -> None:
-        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+        await heartbeat.beat()
         if settings.mode != "live" or not catalog_ready.is_set():
             return
         now = int(time.time())
@@ -335,7 +341,7 @@ def build_app(settings: Settings) -> faust.App:
         # reads cost a tenth of the hot path.
         for name in ("", "aiokafka", "faust", "mode", "kafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        await redis.set(f"{prefix}:worker", settings.mode, ex=max(10, int(settings.tick_seconds * 3)))
+        await heartbeat.beat()
 
     return app
 
