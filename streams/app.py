@@ -154,7 +154,7 @@ def build_app(settings: Settings) -> faust.App:
             await asyncio.sleep(0.02)
 
     async def emit(kind: str, result: BatchResult, replaced: list | None, watermark: str | None,
-                   catalog_end: int = 0) -> Coroutine[Any, Any, None]:
+                   catalog_end: int = 0, also_closes: tuple[str, ...] = ()) -> Coroutine[Any, Any, None]:
         """Send what a batch of one source produced; returns the rest to await (Redis writes and
         changelog deliveries), so that the sources of one batch wait for them together."""
         states = {code.encode(): value for code, value in result.state_writes.items()}
@@ -189,9 +189,19 @@ def build_app(settings: Settings) -> faust.App:
             # After the lists are written: a replay whose watermark got through has them all.
             if message["entries"] or replaced is not None or watermark or result.as_of:
                 await tally_topic.send(key=result.source.encode(), value=orjson.dumps(message))
+            await send_earlier_tokens(message, also_closes)
             await delivered(deliveries)  # before the batch's events are acknowledged
 
         return finish()
+
+    async def send_earlier_tokens(message: dict, tokens: tuple[str, ...]) -> None:
+        """The tokens of the other controls a source met in one batch, each in a message of its own
+        after the batch's (which holds all they close). One token per message used to mean that a
+        replay's watermark and a rebuild in the same batch reported only the rebuild, and the
+        replay never closed (found by bench.chaos: Redis wiped mid-replay)."""
+        for token in tokens:
+            await tally_topic.send(key=message["source"].encode(), value=orjson.dumps(
+                {**message, "watermark": token, "replace": False, "entries": []}))
 
     def record_lag(kind: str, events: list[faust.EventT]) -> None:
         last: dict[TopicPartition, int] = {}
@@ -228,7 +238,7 @@ def build_app(settings: Settings) -> faust.App:
             now = None if settings.mode == "replay" else int(time.time())
             result = scorer.process(by_partition.get(partition, []), now, settings.not_after())
             metrics.EVENTS_IN.labels(topic=kind).inc(result.events)
-            watermark = None
+            watermarks: list[str] = []  # a batch may hold several controls: a replay's and a rebuild's
             catalog_end = 0
             for control in controls.get(partition, []):
                 # A watermark closes a replay: first the catalogue published before it must be in.
@@ -237,13 +247,14 @@ def build_app(settings: Settings) -> faust.App:
                 if control.get("kind") == "watermark" and settings.mode == "replay":
                     later = scorer.process([], int(control["as_of"]))
                     _merge(result, later)
-                    watermark = control.get("token")
+                    watermarks.append(control.get("token"))
                 elif control.get("kind") == "rebuild":
                     # Re-send everything this source knows: the projection is rebuilt from table state.
                     replaced = scorer.all_tallies()
                     result.listings = scorer.all_listings(result.as_of)
-                    watermark = control.get("token")
-            finishing.append(await emit(kind, result, replaced, watermark, catalog_end))
+                    watermarks.append(control.get("token"))
+            finishing.append(await emit(kind, result, replaced, watermarks[-1] if watermarks else None, catalog_end,
+                                        tuple(watermarks[:-1])))
         await asyncio.gather(*finishing)
         if events:
             oldest = min(event.message.timestamp for event in events)
