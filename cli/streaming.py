@@ -28,7 +28,7 @@ def stack_up(
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka nodes: 1, or 3 (a KRaft quorum; topics "
                                                            "with 3 copies, min.insync.replicas 2).")] = 1,
     persist_redis: Annotated[bool, typer.Option("--persist-redis", help="Redis keeps an append-only file "
-                                                "(fsync every second), so a restarted server has its data.")] = False,
+                                                "(fsynced), so a restarted server has its data.")] = False,
 ) -> None:
     """Fetch Kafka if needed, start the broker(s) and redis-server, print where they listen."""
     try:

@@ -24,6 +24,7 @@ from table state by a rebuild, queued once for all the namespace's workers (`SET
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -56,6 +57,7 @@ class Heartbeat:
         self.last_batch_at: float | None = None
         self.batches = self.messages = 0
         self.run_id: str | None = None
+        self._writing: asyncio.Future | None = None
 
     # What the agents report.
 
@@ -128,22 +130,30 @@ class Heartbeat:
     # Where it goes.
 
     async def beat(self) -> dict[str, Any]:
-        """Write the heartbeat; queue a rebuild when Redis is a new server. Never raises: a heartbeat
-        that cannot be written is logged (and the worker carries on)."""
+        """Judge the worker (metrics at once), and write the heartbeat in the background: a Redis that
+        hangs or is gone must not stop the judging, nor the tick that calls this. One write at a
+        time; a tick that finds the last one still waiting writes nothing."""
         status = self.status()
+        if status["state"] == "stalled":
+            log.warning("worker stalled: %s", status["why"])
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.ensure_future(self.write())
+        return status
+
+    async def write(self) -> None:
+        """Write the status as it is once Redis answers; queue a rebuild when Redis is a new server.
+        Never raises: a heartbeat that cannot be written is logged (and the worker carries on). A
+        write that waited on a hung Redis may still land a little late: `at` says when it was judged."""
         prefix, ttl = self.settings.redis_prefix, max(10, int(self.settings.tick_seconds * 3))
         try:
             await self.watch_for_a_new_server()
-            body = orjson.dumps(status)
+            body = orjson.dumps(self.status())
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(f"{prefix}:worker", body, ex=ttl)
             pipe.set(f"{prefix}:worker:{self.worker}", body, ex=ttl)
             await pipe.execute()
         except (RedisError, OSError) as error:
             log.warning("heartbeat not written: %r", error)
-        if status["state"] == "stalled":
-            log.warning("worker stalled: %s", status["why"])
-        return status
 
     async def watch_for_a_new_server(self) -> None:
         run_id = (await self.redis.info("server")).get("run_id")
