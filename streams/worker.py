@@ -87,6 +87,8 @@ class StopWatchdog:
         self._armed.start()
 
     def expire(self, number: int, why: str) -> None:
+        if self._armed is not None:
+            self._armed.cancel()  # when a second signal came first
         sys.stderr.write(f"chiso766 worker: not stopped cleanly after {why}; exiting now\n")
         sys.stderr.flush()
         self._exit_now(128 + number)
