@@ -9,6 +9,8 @@ RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r r
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY scoring scoring
+COPY contracts contracts
+COPY support support
 COPY streams streams
 COPY cli cli
 COPY api api

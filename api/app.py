@@ -26,10 +26,12 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sse_starlette.sse import EventSourceResponse
 
-from api.store import NotFound, Page, Projection
-from cli.resources import load_ruleset
+from api.store import NotFound, Page, ProjectionReader
+from contracts import commands
+from contracts.keys import late_list
+from contracts.messages import Command
 from scoring.periods import PeriodError, parse_period
-from streams import commands
+from support.resources import load_ruleset
 
 STATIC = Path(__file__).parent / "static"
 MAX_QUERY_BYTES = 2048
@@ -77,7 +79,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                              ["route", "status"], registry=registry)
     live_clients = Gauge("chiso766_api_live_clients", "Open server-sent-event connections", registry=registry)
     client = aioredis.from_url(config.redis_url)
-    projection = Projection(client, config.namespace, load_ruleset())
+    projection = ProjectionReader(client, config.namespace, load_ruleset())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -181,7 +183,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     async def late(code: Code, month: Annotated[str, Query(pattern=MONTH_PATTERN, examples=["2026-09"])],
                    page: PageQuery = 1, size: SizeQuery = 50) -> dict:
         await projection.require_unit(code)
-        return await projection.dossiers(f"late:{month}", "unit", code, Page(page, size),
+        return await projection.dossiers(late_list(month), "unit", code, Page(page, size),
                                          parse_period(_period(f"month:{month}")))
 
     async def _dossiers(which: str, owner_kind: str, owner: str, page: int, size: int) -> dict:
@@ -204,7 +206,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                    kind: AlertKind | None = None) -> EventSourceResponse:
         async def events() -> AsyncIterator[dict]:
             pubsub = client.pubsub()
-            await pubsub.subscribe(projection.key("scores", "live"), projection.key("alerts", "live"))
+            await pubsub.subscribe(projection.keys.scores_live, projection.keys.alerts_live)
             live_clients.inc()
             try:
                 while not await request.is_disconnected():
@@ -212,7 +214,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                     if message is None:
                         continue
                     body = orjson.loads(message["data"])
-                    if message["channel"].decode().endswith(":scores:live"):
+                    if message["channel"].decode() == projection.keys.scores_live:
                         yield {"event": "scores", "data": orjson.dumps(body).decode()}
                     elif (unit is None or body.get("unit") == unit) and (kind is None or body.get("kind") == kind):
                         yield {"event": "alert", "data": orjson.dumps(body).decode()}
@@ -225,7 +227,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     @app.post("/api/admin/rebuild", status_code=202, dependencies=[Depends(require_token)],
               summary="Ask the workers to rewrite the projection from table state (bearer token)")
     async def rebuild() -> dict:
-        request_id = await commands.request(client, config.namespace, "rebuild")
+        request_id = await commands.queue(client, projection.keys, Command(command="rebuild"))
         return {"status": "accepted", "request": request_id}
 
     return app

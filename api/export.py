@@ -7,10 +7,12 @@ dossiers per agency; the late-dossier list; officers; online-service and online-
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.store import Page, Projection, under
+from api.store import Page, ProjectionReader, under
+from contracts.keys import OPEN_LISTS, late_list
 from scoring.periods import parse_period
 from scoring.ruleset import GROUP_CODES
 
@@ -45,13 +47,14 @@ class Sheet:
     rows: list[list] = field(default_factory=list)
     percent_columns: frozenset[int] = frozenset()
     score_columns: frozenset[int] = frozenset()
+    caption: str = ""  # what the table covers (period, "as of"), above the header
 
 
 def _rate(indicator: dict) -> float | None:
     return indicator["numerator"] / indicator["denominator"] if indicator["denominator"] else None
 
 
-async def monthly_notice(projection: Projection, month: str, root: str, lang: str = "vi") -> list[Sheet]:
+async def monthly_notice(projection: ProjectionReader, month: str, root: str, lang: str = "vi") -> list[Sheet]:
     period = parse_period(month)
     if period.kind != "month":
         raise ValueError(f"the notice is monthly: use month:YYYY-MM, not {month}")
@@ -82,9 +85,9 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
         ranking.rows.append([unit["peer_group"], unit["rank"], moved, unit["code"], unit["name"],
                              *(unit["groups"].get(code, 0) for code in GROUP_CODES), unit["total"]])
         counts = [await projection.list_size(which, "unit", unit["code"])
-                  for which in ("overdue", "approaching", f"late:{month_text}")]
+                  for which in (*OPEN_LISTS, late_list(month_text))]
         overdue.rows.append([unit["code"], unit["name"], *counts])
-        for row in (await projection.dossiers(f"late:{month_text}", "unit", unit["code"], ALL))["dossiers"]:
+        for row in (await projection.dossiers(late_list(month_text), "unit", unit["code"], ALL))["dossiers"]:
             late.rows.append([row["dossier"], row["procedure"], row["unit"], row["officer"], row["due"],
                               row["completed"]])
         for tally in await projection.officers(period.key, unit["code"]):
@@ -97,6 +100,24 @@ async def monthly_notice(projection: Projection, month: str, root: str, lang: st
     return [ranking, overdue, late, officers, online]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheet programs may read as a formula
+
+
+def _xlsx_text(value: object) -> object:
+    """Text a worksheet can hold: characters XML forbids (control characters) become U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+def csv_text(value: object) -> object:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading apostrophe
+    (OWASP's advice for CSV injection); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -105,22 +126,30 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     book = Workbook()
     book.remove(book.active)
     for sheet in sheets:
-        page = book.create_sheet(sheet.title[:31])
+        page = book.create_sheet(re.sub(r"[\[\]:*?/\\]", "-", sheet.title)[:31])
+        if sheet.caption:
+            page.append([_xlsx_text(sheet.caption)])
         page.append(sheet.columns)
-        for cell in page[1]:
+        header = page.max_row
+        for cell in page[header]:
             cell.font = Font(bold=True)
         for row in sheet.rows:
-            page.append(row)
+            page.append([_xlsx_text(value) for value in row])
+            for cell in page[page.max_row]:
+                if cell.data_type == "f":  # a name or code like "=HYPERLINK(…)" is text, never a formula
+                    cell.data_type = "s"
         for index in range(len(sheet.columns)):
             letter = get_column_letter(index + 1)
             number_format = "0.00%" if index in sheet.percent_columns else (
                 "0.00" if index in sheet.score_columns else None)
             if number_format:
-                for cell in page[letter][1:]:
+                for cell in page[letter][header:]:
                     cell.number_format = number_format
             width = max([len(str(sheet.columns[index]))] + [len(str(row[index] or "")) for row in sheet.rows[:500]])
             page.column_dimensions[letter].width = min(60, width + 2)
-        page.freeze_panes = "A2"
+        page.freeze_panes = f"A{header + 1}"
+        if sheet.rows:
+            page.auto_filter.ref = f"A{header}:{get_column_letter(len(sheet.columns))}{page.max_row}"
     book.save(path)
 
 
@@ -131,6 +160,6 @@ def write_csv(sheets: list[Sheet], path: Path) -> None:
         for index, sheet in enumerate(sheets):
             if index:
                 writer.writerow([])
-            writer.writerow([f"# {sheet.title}"])
+            writer.writerow([f"# {sheet.title}" + (f" — {sheet.caption}" if sheet.caption else "")])
             writer.writerow(sheet.columns)
-            writer.writerows(sheet.rows)
+            writer.writerows([csv_text(value) for value in row] for row in sheet.rows)

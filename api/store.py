@@ -1,6 +1,6 @@
 """Reads of the Redis projection for the API, the exports and the subscriber CLI.
 
-Every number comes from what the workers wrote (see `streams.projection`); this module only picks,
+Every number comes from what the workers wrote (keys: `contracts.keys`); this module only picks,
 orders, pages and joins. It never touches Kafka or the worker tables.
 """
 
@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
+from contracts.keys import RedisKeys
 from scoring.calendar import iso
 from scoring.periods import Period, parse_period, period_at
 from scoring.quality_labels import problem_labels
 from scoring.ruleset import Ruleset
-
-LISTS = ("overdue", "approaching")
 
 
 class NotFound(LookupError):
@@ -46,37 +45,47 @@ class Page:
         return start, min(total, start + self.size)
 
 
+async def read_report(client: aioredis.Redis, keys: RedisKeys, period: str) -> dict | None:
+    """The `chiso766 score --json` shape, read back from the projection."""
+    meta = await client.hgetall(keys.meta(period))
+    if not meta:
+        return None
+    entries = await client.hgetall(keys.scores(period))
+    units = sorted((orjson.loads(value) for value in entries.values()), key=lambda unit: unit["code"])
+    return {"period": period, "as_of": meta[b"as_of"].decode(), "ruleset": meta[b"ruleset"].decode(),
+            "units": units}
+
+
 def alert_entry_wanted(fields: dict[bytes, bytes], unit: str | None, kinds: Collection[str]) -> bool:
     """Whether an entry of the alert stream passes the filters (no unit / no kinds: any)."""
     return ((unit is None or fields.get(b"unit", b"").decode() == unit)
             and (not kinds or fields.get(b"kind", b"").decode() in kinds))
 
 
-class Projection:
-    def __init__(self, client: aioredis.Redis, prefix: str, ruleset: Ruleset):
-        self.client, self.prefix, self.ruleset = client, prefix, ruleset
+class ProjectionReader:
+    """Reads of one namespace's projection."""
 
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+    def __init__(self, client: aioredis.Redis, prefix: str, ruleset: Ruleset):
+        self.client, self.keys, self.ruleset = client, RedisKeys(prefix), ruleset
 
     # --- periods and scores ---------------------------------------------------------------------
 
     async def periods(self) -> list[str]:
-        found = await self.client.smembers(self.key("periods"))
+        found = await self.client.smembers(self.keys.periods)
         return sorted((item.decode() for item in found), key=lambda key: (parse_period(key).start, key))
 
     async def meta(self, period: str) -> dict[str, str]:
-        meta = await self.client.hgetall(self.key("meta", period))
+        meta = await self.client.hgetall(self.keys.meta(period))
         if not meta:
             raise NotFound("unknown_period", f"no scores for period {period} yet")
         return {key.decode(): value.decode() for key, value in meta.items()}
 
     async def units(self, period: str) -> dict[str, dict]:
-        entries = await self.client.hgetall(self.key("scores", period))
+        entries = await self.client.hgetall(self.keys.scores(period))
         return {code.decode(): orjson.loads(value) for code, value in entries.items()}
 
     async def unit(self, period: str, code: str) -> dict:
-        value = await self.client.hget(self.key("scores", period), code)
+        value = await self.client.hget(self.keys.scores(period), code)
         if value is None:
             raise unknown_unit(code, f"period {period}")
         return orjson.loads(value)
@@ -85,11 +94,11 @@ class Projection:
         """A unit the latest scored period knows (dossier lists have no period of their own)."""
         periods = await self.periods()
         latest = max(periods, key=lambda key: parse_period(key).end) if periods else None
-        if latest is None or not await self.client.hexists(self.key("scores", latest), code):
+        if latest is None or not await self.client.hexists(self.keys.scores(latest), code):
             raise unknown_unit(code, "the projection")
 
     async def stakes(self, period: str) -> dict[str, float]:
-        entries = await self.client.hgetall(self.key("stake", period))
+        entries = await self.client.hgetall(self.keys.stake(period))
         return {code.decode(): float(value) for code, value in entries.items()}
 
     async def peer_groups(self, period: str) -> dict[str, int]:
@@ -155,14 +164,14 @@ class Projection:
         months = [period_at("month", year * 12 + month).key for month in range(12)]
         pipe = self.client.pipeline(transaction=False)
         for month in months:
-            pipe.hget(self.key("scores", month), code)
+            pipe.hget(self.keys.scores(month), code)
         values = await pipe.execute()
         return [{"period": month, "total": orjson.loads(value)["total"]}
                 for month, value in zip(months, values, strict=True) if value is not None]
 
     async def officers(self, period: str, code: str) -> list[dict]:
         await self.unit(period, code)
-        entries = await self.client.hgetall(self.key("officers", period, code))
+        entries = await self.client.hgetall(self.keys.officers(period, code))
         officers = [{"officer": officer.decode(), **orjson.loads(value)} for officer, value in entries.items()]
         return sorted(officers, key=lambda row: (-row.get("points_cost", 0), row["officer"]))
 
@@ -179,8 +188,8 @@ class Projection:
         if unit is not None and unit not in units:
             raise unknown_unit(unit, f"period {period}")
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.key("rejected", period))
-        pipe.hgetall(self.key("rejected"))
+        pipe.hgetall(self.keys.rejected_in(period))
+        pipe.hgetall(self.keys.rejected)
         in_period, all_time = (_counts(entries) for entries in await pipe.execute())
         if unit is None:
             chosen = sorted(units)
@@ -198,19 +207,19 @@ class Projection:
     # --- dossier lists --------------------------------------------------------------------------
 
     async def list_size(self, which: str, owner_kind: str, owner: str) -> int:
-        return await self.client.zcard(self.key(which, owner_kind, owner))
+        return await self.client.zcard(self.keys.dossier_list(which, owner_kind, owner))
 
     async def dossiers(self, which: str, owner_kind: str, owner: str, page: Page,
                        stake_period: Period | None = None) -> dict:
         """Overdue / approaching dossiers of a unit or officer, by due; or, with which="late:YYYY-MM",
         the dossiers completed late that month, by completion."""
-        key = self.key(which, owner_kind, owner)
+        key = self.keys.dossier_list(which, owner_kind, owner)
         total = await self.list_size(which, owner_kind, owner)
         start, end = page.slice(total)
         codes = await self.client.zrange(key, start, end - 1, withscores=True) if end > start else []
         pipe = self.client.pipeline(transaction=False)
         for code, _ in codes:
-            pipe.hgetall(self.key("dossier", code.decode()))
+            pipe.hgetall(self.keys.dossier(code.decode()))
         details = await pipe.execute()
         stakes = await self.stakes(stake_period.key) if stake_period else {}
         rows = []
@@ -230,7 +239,7 @@ class Projection:
     async def recent_alerts(self, limit: int, unit: str | None = None, kind: str | None = None) -> list[dict]:
         """The newest alerts first, filtered; scans at most 20 × limit stream entries."""
         found: list[dict] = []
-        for _, fields in await self.client.xrevrange(self.key("alerts"), count=limit * 20):
+        for _, fields in await self.client.xrevrange(self.keys.alerts, count=limit * 20):
             if not alert_entry_wanted(fields, unit, (kind,) if kind else ()):
                 continue
             found.append(orjson.loads(fields[b"alert"]))
@@ -241,7 +250,7 @@ class Projection:
     async def worker_heartbeat(self) -> dict | None:
         """The latest worker heartbeat: JSON with `mode`, `state` (advancing, idle, stalled) and
         progress (streams/heartbeat.py); a plain mode string from workers before those."""
-        raw = await self.client.get(self.key("worker"))
+        raw = await self.client.get(self.keys.worker)
         if raw is None:
             return None
         return orjson.loads(raw) if raw[:1] == b"{" else {"mode": raw.decode(), "state": None}

@@ -40,6 +40,7 @@ from pathlib import Path
 import orjson
 import redis
 
+from contracts.keys import RedisKeys
 from streams import replay
 from streams.config import Settings
 
@@ -178,12 +179,13 @@ class Chaos:
     def projection(self, namespace: str, client: redis.Redis | None = None) -> dict[str, dict | None]:
         client = client or self.cluster.redis()
         found: dict[str, dict | None] = {}
+        keys = RedisKeys(namespace)
         for period in PERIODS:
-            meta = client.hgetall(f"{namespace}:meta:{period}")
+            meta = client.hgetall(keys.meta(period))
             if not meta:
                 found[period] = None
                 continue
-            units = sorted((orjson.loads(value) for value in client.hvals(f"{namespace}:scores:{period}")),
+            units = sorted((orjson.loads(value) for value in client.hvals(keys.scores(period))),
                            key=lambda unit: unit["code"])
             found[period] = {"as_of": meta[b"as_of"].decode(), "units": units}
         return found
@@ -267,11 +269,11 @@ class Chaos:
 
     def wait_consuming(self, namespace: str) -> None:
         client = self.cluster.redis()
-        self.wait_for(f"{namespace} consuming", lambda: bool(client.exists(f"{namespace}:sources")))
+        self.wait_for(f"{namespace} consuming", lambda: bool(client.exists(RedisKeys(namespace).sources)))
 
     def heartbeats(self, namespace: str) -> list[dict]:
         client = self.cluster.redis()
-        return [orjson.loads(value) for key in client.scan_iter(f"{namespace}:worker:*")
+        return [orjson.loads(value) for key in client.scan_iter(RedisKeys(namespace).worker_beat("*"))
                 if (value := client.get(key)) is not None]
 
     def wait_workers(self, namespace: str, count: int) -> None:
@@ -383,7 +385,7 @@ def redis_restart(chaos: Chaos) -> dict[str, float]:
                                env={**os.environ, **chaos.cluster.env(data)}, start_new_session=True)
     try:
         client = chaos.cluster.redis()
-        chaos.wait_for(f"{ns} worker heartbeat", lambda: bool(client.exists(f"{ns}:worker")))
+        chaos.wait_for(f"{ns} worker heartbeat", lambda: bool(client.exists(RedisKeys(ns).worker)))
         chaos.cluster.kill("redis")
         time.sleep(5)  # the worker waits on Redis, and so does replay --wait once it has published
         chaos.cluster.start("redis")

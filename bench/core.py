@@ -13,10 +13,10 @@ import time
 
 import orjson
 
-from cli.resources import load_calendar, load_ruleset
-from cli.simulate import Simulator
 from schemas import Rejection, decode
 from scoring.engine import Engine
+from support.resources import load_calendar, load_ruleset
+from support.simulate import Simulator
 
 
 def raw_loop(lines: list[bytes]) -> float:

@@ -31,14 +31,14 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from cli import stack
-from cli.resources import load_calendar
-from cli.simulate import Simulator
 from schemas import events as ev
 from scoring.calendar import VIETNAM
 from streams import replay
 from streams.config import Settings
 from streams.scorer import decode_dossier
+from support import stack
+from support.resources import load_calendar
+from support.simulate import Simulator
 
 LATENCY_RATE = 2000
 LATENCY_SECONDS = 10
@@ -186,7 +186,7 @@ async def latency(info: stack.StackInfo, log_dir: Path) -> tuple[float, float]:
                 if pending:
                     pipe = client.pipeline(transaction=False)
                     for code in pending:
-                        pipe.exists(f"{settings.namespace}:dossier:{code}")
+                        pipe.exists(settings.keys.dossier(code))
                     now = time.monotonic()
                     for code, present in zip(pending, await pipe.execute(), strict=True):
                         if present:

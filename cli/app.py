@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
+from rich.text import Text
 
-from cli import readside, resources, streaming
+from cli import readside, streaming
 from cli.check import check, report_findings
-from cli.common import dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
-from cli.simulate import Simulator
+from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.report import report_json
 from scoring.ruleset import RulesetError
+from support import resources
+from support.simulate import Simulator
 
 app = typer.Typer(help="chiso766 — real-time Decision 766 service-quality scorer.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -37,7 +39,7 @@ app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 200)
+out = console(width=None if sys.stdout.isatty() else 200)
 
 RulesetOption = Annotated[Path | None, typer.Option("--ruleset", help="Ruleset JSON file (default: bundled).")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
@@ -95,7 +97,8 @@ def _published_count(code: str, value: object) -> tuple[int, int] | None:
 def ruleset_check(path: Annotated[Path, typer.Argument(help="Ruleset JSON file.")]) -> None:
     """Validate a ruleset file and print its id and effective date."""
     ruleset = _ruleset(path)
-    out.print(f"[green]ok[/] {ruleset.id} effective {ruleset.effective_from}, {len(ruleset.indicators)} indicators")
+    out.print(Text.assemble(("ok", "green"), f" {ruleset.id} effective {ruleset.effective_from}, "
+                                             f"{len(ruleset.indicators)} indicators"))
 
 
 @app.command()
@@ -112,6 +115,12 @@ def simulate(
         first_day = date.fromisoformat(start)
     except ValueError:
         fail(f"--start must be an ISO date, got {start!r}")
+    last_day = first_day + timedelta(days=days)
+    if first_day.year < EARLIEST_YEAR or last_day.year > LATEST_YEAR:
+        fail(f"the history must fall in {EARLIEST_YEAR}-{LATEST_YEAR} (the years events can have): "
+             f"{first_day} + {days} days ends {last_day}")
+    if not province or not usable_code(province) or "." in province:
+        fail(f"--province must be a unit code without `.`, `|` or control characters, got {province!r}")
     simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar())
     count = write_lines(out_path, simulator.events())
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")

@@ -9,21 +9,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cli import resources
-from cli.common import dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import PROBLEM_LABELS, Language, problem_label
 from cli.readside import read_projection
+from schemas.decode import FUTURE_TOLERANCE_SECONDS
 from scoring.calendar import iso
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period, periods_of
-from scoring.quality import UnitCheck, check_units
+from scoring.quality import UNATTRIBUTED, UnitCheck, check_units
 from scoring.rollup import UnitScore
+from support import resources
 
-out = Console(width=None if sys.stdout.isatty() else 200)
+out = console(width=None if sys.stdout.isatty() else 200)
 
 
 class Format(StrEnum):
@@ -94,28 +94,40 @@ def check(
         check_namespace(namespace, period, unit, problem, output, out_path, lang)
         return
     assert history is not None  # for the type checker: exactly one of the two was given
+    check_history(history, period, as_of, now, unit, problem, output, out_path, page, size, lang)
+
+
+def check_history(history: str, period: str | None, as_of: str | None, now: str | None, unit: str | None,
+                  problem: str | None, output: Format, out_path: Path | None, page: int, size: int,
+                  lang: Language) -> None:
+    # Everything that can be wrong with the arguments is said before a long history is read.
     if missing(history):
         fail(f"history file {history} does not exist")
-    cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
-    engine = Engine(resources.load_ruleset(), resources.load_calendar())
-    stats = load_history(history, engine, cutoff, not_after(now), keep_rejections=True)
-    moment = cutoff if cutoff is not None else engine.latest_event_at
-    if moment is None:
-        fail(f"{history} holds no valid event ({sum(stats.rejected.values())} rejected)")
     try:
-        reporting = parse_period(period) if period else periods_of(moment)[2]
+        reporting = parse_period(period) if period else None
     except PeriodError as error:
         fail(str(error))
+    if problem is not None and problem not in PROBLEM_LABELS[Language.en]:
+        fail(f"unknown problem {problem!r}; known: {', '.join(sorted(PROBLEM_LABELS[Language.en]))}")
+    if out_path is not None and output in (Format.csv, Format.xlsx) and (
+            out_path.is_dir() or not out_path.parent.is_dir()):
+        fail(f"cannot write {out_path}: " + ("it is a directory" if out_path.is_dir() else "no such directory"))
+    cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
+    processed_by = not_after(now)
+    engine = Engine(resources.load_ruleset(), resources.load_calendar())
+    stats = load_history(history, engine, cutoff, processed_by, keep_rejections=True)
+    # With no valid event at all, the report still says what was refused, as of the processing time.
+    moment = cutoff if cutoff is not None else engine.latest_event_at or processed_by - FUTURE_TOLERANCE_SECONDS
+    reporting = reporting or periods_of(moment)[2]
     units = engine.score_units(reporting, moment)
     checks = check_units(engine.dossiers.values(), stats.rejections, reporting, moment, engine.context, units,
                          engine.petitions.values())
     if unit is not None:
+        known = unit in engine.directory.units or any(state.unit == unit for state in engine.dossiers.values())
+        if not known and unit != UNATTRIBUTED:
+            fail(f"unknown unit {unit}: it is neither in the registry nor on a dossier of {history}")
         checks = [check for check in checks if check.code == unit]
-        if not checks:
-            fail(f"no unit {unit} with problems in {reporting.key}")
     if problem is not None:
-        if problem not in PROBLEM_LABELS[Language.en] and problem not in stats.rejected:
-            fail(f"unknown problem {problem!r}; known: {', '.join(sorted(PROBLEM_LABELS[Language.en]))}")
         for found in checks:
             found.problems = {code: p for code, p in found.problems.items() if code == problem}
     report_rejects(stats)
@@ -127,7 +139,7 @@ def check(
     elif output is Format.table:
         out.print(table(document, lang))
     else:
-        write_export(document, output, out_path, lang)  # type: ignore[arg-type]
+        write_export(document, checks, output, out_path, lang)  # type: ignore[arg-type]
         err.print(f"wrote {out_path}")
 
 
@@ -163,27 +175,44 @@ def table(document: dict, lang: Language) -> Table:
     for unit in document["units"]:
         for index, found in enumerate(unit["problems"]):
             shown = ", ".join(found["dossiers"][:5]) + (" …" if found["count"] > 5 else "")
-            grid.add_row(f"{unit['code']} {unit['name']}" if index == 0 else "", problem_label(found["code"], lang),
+            grid.add_row(unit_label(unit, lang) if index == 0 else "", problem_label(found["code"], lang),
                          f"{found['count']:,}", "" if found["points"] is None else f"{found['points']:.2f}", shown)
+    if not document["units"]:
+        grid.add_row("", "Không có vấn đề" if vi else "No problems", "", "", "")
     return grid
 
 
-def write_export(document: dict, output: Format, path: Path, lang: Language) -> None:
+def unit_label(unit: dict, lang: Language) -> str:
+    if unit["code"] == UNATTRIBUTED:
+        return "(không xác định được đơn vị)" if lang is Language.vi else "(unit unknown)"
+    return f"{unit['code']} {unit['name']}"
+
+
+def write_export(document: dict, checks: list[UnitCheck], output: Format, path: Path, lang: Language) -> None:
+    """Two sheets: each unit's problems (pooled up the tree, like its scores), and each dossier once,
+    under its own unit — titled with the period and "as of", so a printed page says what it covers."""
     from api.export import Sheet, write_csv, write_xlsx
 
     vi = lang is Language.vi
+    covers = f"{document['period']} — " + ("tính đến " if vi else "as of ") + document["as_of"]
+    kind_label = {"finding": "Phát hiện" if vi else "Finding", "rejected": "Bị từ chối" if vi else "Refused"}
     summary = Sheet("check", "Kiểm tra dữ liệu" if vi else "Data check",
-                    ["Mã đơn vị" if vi else "Unit code", "Đơn vị" if vi else "Unit", "Mã vấn đề" if vi else "Code",
-                     "Vấn đề" if vi else "Problem", "Số lượng" if vi else "Count",
-                     "Điểm có thể mất" if vi else "Points at stake"], score_columns=frozenset({5}))
-    dossiers = Sheet("dossiers", "Hồ sơ" if vi else "Dossiers", ["Mã đơn vị" if vi else "Unit code",
-                                                               "Mã vấn đề" if vi else "Code",
-                                                               "Mã hồ sơ" if vi else "Dossier"])
+                    ["Mã đơn vị" if vi else "Unit code", "Đơn vị" if vi else "Unit", "Loại" if vi else "Kind",
+                     "Mã vấn đề" if vi else "Code", "Vấn đề" if vi else "Problem", "Số lượng" if vi else "Count",
+                     "Điểm có thể mất" if vi else "Points at stake"], score_columns=frozenset({6}), caption=covers)
+    dossiers = Sheet("dossiers", "Hồ sơ" if vi else "Dossiers",
+                     ["Mã đơn vị" if vi else "Unit code", "Loại" if vi else "Kind", "Mã vấn đề" if vi else "Code",
+                      "Vấn đề" if vi else "Problem", "Mã hồ sơ" if vi else "Dossier"], caption=covers)
     for unit in document["units"]:
         for found in unit["problems"]:
-            summary.rows.append([unit["code"], unit["name"], found["code"], problem_label(found["code"], lang),
-                                 found["count"], found["points"]])
-            dossiers.rows.extend([unit["code"], found["code"], code] for code in found["dossiers"])
+            name = unit_label(unit, lang) if unit["code"] == UNATTRIBUTED else unit["name"]
+            summary.rows.append([unit["code"], name, kind_label[found["kind"]], found["code"],
+                                 problem_label(found["code"], lang), found["count"], found["points"]])
+    for check in checks:
+        for found in check.problems.values():
+            label = problem_label(found.code, lang)
+            dossiers.rows.extend([check.code, kind_label[found.kind], found.code, label, code]
+                                 for code in sorted(found.own))
     (write_xlsx if output is Format.xlsx else write_csv)([summary, dossiers], path)
 
 

@@ -10,14 +10,23 @@ from typing import NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from schemas.decode import FUTURE_TOLERANCE_SECONDS
+from schemas.events import EARLIEST_YEAR, LATEST_YEAR
 
-err = Console(stderr=True)
+
+def console(stderr: bool = False, width: int | None = None) -> Console:
+    """A console that prints data as it is: no markup (a unit named `[/]` must not crash a table),
+    control characters stripped by Rich. Styles go through `Text`, never through markup."""
+    return Console(stderr=stderr, width=width, markup=False)
+
+
+err = console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 
@@ -29,6 +38,8 @@ def parse_instant(text: str, option: str) -> int:
         fail(f"{option} must be ISO-8601 with an offset, got {text!r}")
     if moment.tzinfo is None:
         fail(f"{option} needs a UTC offset (e.g. +07:00), got {text!r}")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        fail(f"{option} must fall in {EARLIEST_YEAR}-{LATEST_YEAR}, the years events can have, got {text!r}")
     return int(moment.timestamp())
 
 

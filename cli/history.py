@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -22,10 +24,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cli.common import err
+from cli.common import err, fail
 from schemas import Rejection, decode_message
+from schemas.decode import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES
 from schemas.events import EventBase
 from scoring.engine import Engine
+from scoring.lifecycle import epoch_seconds
+from scoring.quality import RefusedEvent
 
 
 @contextmanager
@@ -53,29 +58,35 @@ class ReadStats:
     events: int = 0
     bytes: int = 0  # of the history read so far (uncompressed), for progress bars
     rejected: Counter = field(default_factory=Counter)
+    after_cutoff: int = 0  # valid events left out because they come after --as-of
     examples: list[tuple[int, str]] = field(default_factory=list)
-    # With `keep_rejections`, every refused event as (reason, unit, dossier), read from its raw
-    # JSON where it is readable: the data-quality report attributes them to units.
+    # With `keep_rejections`, every refused event as (reason, unit, dossier, occurred_at), read from
+    # its raw JSON where it is readable: the data-quality report attributes them to units and periods.
     keep_rejections: bool = False
-    rejections: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    rejections: list[RefusedEvent] = field(default_factory=list)
 
     def record(self, number: int, rejection: Rejection) -> None:
         self.rejected[rejection.reason] += 1
         if len(self.examples) < 20:
             self.examples.append((number, rejection.describe()))
         if self.keep_rejections:
-            self.rejections.append((rejection.reason, *_unit_and_dossier(rejection.raw)))
+            self.rejections.append(_refused(rejection))
 
 
-def _unit_and_dossier(raw: bytes) -> tuple[str | None, str | None]:
+def _refused(rejection: Rejection) -> RefusedEvent:
     try:
-        data = orjson.loads(raw)
+        data = orjson.loads(rejection.raw) if len(rejection.raw) <= MAX_EVENT_BYTES else None
     except orjson.JSONDecodeError:
-        return None, None
+        data = None
     if not isinstance(data, dict):
-        return None, None
-    unit, dossier = data.get("unit_code"), data.get("dossier_code")
-    return (unit if isinstance(unit, str) else None), (dossier if isinstance(dossier, str) else None)
+        return rejection.reason, None, None, None
+    unit, dossier, occurred = data.get("unit_code"), data.get("dossier_code"), data.get("occurred_at")
+    try:
+        at = int(datetime.fromisoformat(occurred).timestamp()) if isinstance(occurred, str) else None
+    except (ValueError, OverflowError, OSError):
+        at = None
+    return (rejection.reason, unit if isinstance(unit, str) else None, dossier if isinstance(dossier, str) else None,
+            at)
 
 
 def history_size(path: str) -> int | None:
@@ -89,8 +100,10 @@ def read_events(stream: IO[bytes], stats: ReadStats, rejects: IO[bytes] | None =
                 not_after: int | None = None) -> Iterator[EventBase]:
     """Decode a JSON-lines history; bad lines are counted (and written to `rejects`), never fatal.
     Events dated after `not_after` are rejected as `future_time`."""
-    for number, line in enumerate(stream, start=1):
+    for number, line in enumerate(_bounded_lines(stream), start=1):
         stats.bytes += len(line)
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark Windows editors write
         line = line.strip()
         if not line:
             continue
@@ -103,6 +116,17 @@ def read_events(stream: IO[bytes], stats: ReadStats, rejects: IO[bytes] | None =
             else:
                 stats.events += 1
                 yield item
+
+
+def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """Lines, none read whole past the largest message: a 300 MB line with no newline costs
+    MAX_MESSAGE_BYTES of memory, and comes out just over the limit so it is refused as oversized."""
+    limit = MAX_MESSAGE_BYTES + 1
+    while line := stream.readline(limit):
+        if len(line) == limit and not line.endswith(b"\n"):
+            while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+                pass  # the rest of an oversized line, dropped
+        yield line
 
 
 def write_lines(path: str, lines: Iterator[bytes]) -> int:
@@ -130,18 +154,29 @@ def load_history(history: str, engine: Engine, cutoff: int | None, not_after: in
         columns += [TaskProgressColumn(), TimeRemainingColumn()]
     else:
         columns.append(TimeElapsedColumn())
-    with open_history(history) as stream, Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("replay", total=total, events=0)
-        reject_file = rejects.open("wb") if rejects else None
-        try:
-            events = read_events(stream, stats, reject_file, not_after)
-            if cutoff is not None:
-                events = (e for e in events if e.occurred_at.timestamp() <= cutoff)
-            engine.load(_ticking(events, stats, progress, task))
-        finally:
-            if reject_file:
-                reject_file.close()
+    try:
+        with open_history(history) as stream, Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("replay", total=total, events=0)
+            reject_file = rejects.open("wb") if rejects else None
+            try:
+                events = read_events(stream, stats, reject_file, not_after)
+                if cutoff is not None:
+                    events = _until(events, cutoff, stats)
+                engine.load(_ticking(events, stats, progress, task))
+            finally:
+                if reject_file:
+                    reject_file.close()
+    except (OSError, EOFError, zlib.error) as error:  # a directory, not gzip, a truncated .gz, a full disk
+        fail(f"cannot read {history}: {error or type(error).__name__}")
     return stats
+
+
+def _until(events: Iterator[EventBase], cutoff: int, stats: ReadStats) -> Iterator[EventBase]:
+    for event in events:
+        if epoch_seconds(event.occurred_at) <= cutoff:
+            yield event
+        else:
+            stats.after_cutoff += 1
 
 
 def _ticking(events: Iterator[EventBase], stats: ReadStats, progress: Progress, task: TaskID) -> Iterator[EventBase]:
@@ -153,7 +188,8 @@ def _ticking(events: Iterator[EventBase], stats: ReadStats, progress: Progress, 
 
 def report_rejects(stats: ReadStats) -> None:
     total = sum(stats.rejected.values())
-    err.print(f"{stats.events:,} events read, {total:,} rejected")
+    err.print(f"{stats.events:,} events read, {total:,} rejected"
+              + (f", {stats.after_cutoff:,} after --as-of left out" if stats.after_cutoff else ""))
     if total:
         err.print("  by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in stats.rejected.most_common()))
         for line, reason in stats.examples[:5]:

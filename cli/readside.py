@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import time
@@ -15,31 +14,28 @@ from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import err, fail
+from cli.common import console, err, fail
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
 if TYPE_CHECKING:
-    from api.store import Projection
+    from api.store import ProjectionReader
 
 T = TypeVar("T")
 Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = console(width=None if sys.stdout.isatty() else 160)
 
 
 def _redis_url() -> str:
-    from streams.config import local_stack
+    from support.endpoints import redis_url
 
-    url = os.environ.get("CHISO766_REDIS_URL")
-    if url:
-        return url
     try:
-        return local_stack().redis_url
+        return redis_url()
     except RuntimeError as error:
         fail(str(error))
 
@@ -47,13 +43,13 @@ def _redis_url() -> str:
 def _projection(namespace: str):
     import redis.asyncio as aioredis
 
-    from api.store import Projection
-    from cli.resources import load_ruleset
+    from api.store import ProjectionReader
+    from support.resources import load_ruleset
 
-    return Projection(aioredis.from_url(_redis_url()), namespace, load_ruleset())
+    return ProjectionReader(aioredis.from_url(_redis_url()), namespace, load_ruleset())
 
 
-def read_projection(namespace: str, read: Callable[[Projection], Awaitable[T]]) -> T:
+def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable[T]]) -> T:
     """What `read` finds in the namespace's projection. An unreachable Redis, an unknown unit or
     period and a malformed period are each one line on stderr (exit 2), never a traceback."""
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -133,12 +129,11 @@ def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]
         table.add_column(column, justify="right" if column not in (labels["code"], labels["unit"]) else "left")
     for row in board["units"]:
         moved = row["movement"]
-        arrow = "" if moved is None else (f"[green]▲{moved}[/]" if moved > 0 else
-                                          f"[red]▼{-moved}[/]" if moved < 0 else "=")
+        arrow = Text("" if moved is None else (f"▲{moved}" if moved > 0 else f"▼{-moved}" if moved < 0 else "="),
+                     style="green" if moved and moved > 0 else "red" if moved and moved < 0 else "")
         before = previous.get(row["code"])
-        total = f"{row['total']:.2f}"
-        if before is not None and before != row["total"]:
-            total = f"[bold yellow]{total}[/]"
+        total = Text(f"{row['total']:.2f}",
+                     style="bold yellow" if before is not None and before != row["total"] else "")
         table.add_row(str(row["rank"]), arrow, row["code"], row["name"],
                       *(f"{row['groups'].get(code, 0):.2f}" for code in GROUP_CODES), total)
     return table
@@ -173,7 +168,7 @@ def leaderboard(
                 out.print(_board_table(board, labels, previous))
                 return
             pubsub = projection.client.pubsub()
-            await pubsub.subscribe(projection.key("scores", "live"))
+            await pubsub.subscribe(projection.keys.scores_live)
             deadline = time.monotonic() + duration if duration else None
             with Live(_board_table(board, labels, previous), console=out, refresh_per_second=4) as live:
                 while deadline is None or time.monotonic() < deadline:
@@ -212,12 +207,13 @@ def alerts(
     from redis.exceptions import ResponseError
 
     from api.store import alert_entry_wanted
+    from contracts.keys import RedisKeys
 
     kinds = set(kind or ())
     unknown = kinds - {"approaching", "apology_due", "overdue"}
     if unknown:
         fail(f"unknown alert kind(s): {', '.join(sorted(unknown))}")
-    key = f"{namespace}:alerts"
+    key = RedisKeys(namespace).alerts
     consumer = f"{socket.gethostname()}-{consumer_group}"
 
     def show(alert: dict) -> None:
@@ -225,8 +221,9 @@ def alerts(
             sys.stdout.write(orjson.dumps(alert).decode() + "\n")
             sys.stdout.flush()
         else:
-            out.print(f"[bold]{alert['kind']}[/] {alert['dossier']} · {alert['unit']} · {alert.get('officer') or '—'}"
-                      f" · due {alert['due']} · stake {alert.get('points_at_stake')}")
+            out.print(Text.assemble((alert["kind"], "bold"), f" {alert['dossier']} · {alert['unit']} · "
+                                    f"{alert.get('officer') or '—'} · due {alert['due']} · stake "
+                                    f"{alert.get('points_at_stake')}"))
 
     async def run() -> None:
         client = aioredis.from_url(_redis_url())

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import stack as local_stack
 from cli.common import dump, err, fail, parse_instant
 from cli.history import missing, open_history
+from support import stack as local_stack
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
 
@@ -189,8 +189,8 @@ def scores(
     """Read live scores from the Redis projection (the `chiso766 score --json` shape, or a table)."""
     import redis.asyncio as aioredis
 
+    from api.store import read_report
     from scoring.periods import PeriodError, parse_period
-    from streams.projection import read_report
 
     try:
         parse_period(period)
@@ -201,7 +201,7 @@ def scores(
     async def read() -> dict | None:
         client = aioredis.from_url(settings.redis_url)
         try:
-            return await read_report(client, settings.redis_prefix, period)
+            return await read_report(client, settings.keys, period)
         finally:
             await client.aclose()
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from cli.labels import peer_group_label
 from scoring.calendar import local
@@ -55,8 +56,8 @@ def report_table(report: dict | None, period: str, labels: dict[str, str], previ
         table.add_column(column)
     for unit in sorted(report["units"] if report else [], key=lambda u: (u["peer_group"], u["rank"], u["code"])):
         before = previous.get(unit["code"])
-        arrow = "" if before is None or before == unit["total"] else ("[green]▲[/]" if unit["total"] > before
-                                                                         else "[red]▼[/]")
+        arrow = Text("") if before is None or before == unit["total"] else (
+            Text("▲", style="green") if unit["total"] > before else Text("▼", style="red"))
         table.add_row(peer_group_label(unit["peer_group"], labels), str(unit["rank"]), unit["code"], unit["name"],
                       f"{unit['total']:.2f}", arrow)
     return table
@@ -67,13 +68,13 @@ def watch_report(read, period: str, lang: str, every: float | None, duration: fl
     import asyncio
     import time
 
-    from rich.console import Console
     from rich.live import Live
 
+    from cli.common import console as make_console
     from cli.labels import LABELS, Language
 
     labels = LABELS[Language(lang)]
-    console = Console()
+    console = make_console()
     previous: dict[str, float] = {}
     if not every:
         console.print(report_table(asyncio.run(read()), period, labels, previous))

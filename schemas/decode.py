@@ -7,6 +7,7 @@ and the portal's own sync protocol send). One bad element of a batch rejects onl
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime
 
 import msgspec
@@ -16,6 +17,8 @@ from schemas.events import Event, encode, future_field, unusable_code
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# More refused elements than this in one array are reported as one summarised rejection.
+MAX_REJECTIONS_PER_ARRAY = 100
 # How far ahead of the moment it is processed an event may be dated (clocks of source systems drift).
 FUTURE_TOLERANCE_SECONDS = 600
 
@@ -148,4 +151,30 @@ def _decode_message(data: bytes) -> list[Event | Rejection]:
                 return events
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # decoded one by one below, so that only the bad elements are rejected
-    return [decode(bytes(element)) for element in elements]
+    return _one_by_one(elements, data)
+
+
+def _one_by_one(elements: list[msgspec.Raw], data: bytes) -> list[Event | Rejection]:
+    """Each element alone, so that only the bad ones are refused. An array with many bad elements is
+    one summarised rejection (by reason, with the first examples) beside its valid events:
+    200,000 `{}` must not become 200,000 dead letters, nor 200,000 rejections held in memory."""
+    items: list[Event | Rejection] = []
+    reasons: Counter[str] = Counter()
+    examples: list[Rejection] = []
+    for element in elements:
+        item = decode(bytes(element))
+        if isinstance(item, Rejection):
+            reasons[item.reason] += 1
+            if len(examples) <= MAX_REJECTIONS_PER_ARRAY:
+                examples.append(item)
+                items.append(item)
+        else:
+            items.append(item)
+    refused = sum(reasons.values())
+    if refused <= MAX_REJECTIONS_PER_ARRAY:
+        return items
+    first = "; ".join(rejection.describe() for rejection in examples[:3])
+    summary = Rejection("bad_array", f"{refused:,} of {len(elements):,} elements refused ("
+                        + ", ".join(f"{reason} {count:,}" for reason, count in reasons.most_common())
+                        + f"); first: {first}", None, data)
+    return [item for item in items if not isinstance(item, Rejection)] + [summary]

@@ -9,6 +9,7 @@ fields without breaking consumers; unknown event types are rejected.
 from __future__ import annotations
 
 import re
+import zlib
 from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -33,6 +34,17 @@ Code = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=512)]
 Channel = Annotated[Literal[1, 2, 3], Meta(description="KenhThucHien: 1 in person, 2 online, 3 postal")]
 Status = Annotated[int, Meta(ge=1, le=10, description="TrangThaiHoSo 1-10 (DOMAIN.md §3)")]
+# TrangThaiHoSo, the portal's dossier status codes (DOMAIN.md §3): plain ints, as events carry them.
+SUBMITTED = 1  # online, not yet accepted
+RECEIVED = 2  # NgayTiepNhan, due date NgayHenTra issued
+REFUSED_AT_RECEPTION = 3
+PROCESSING = 4
+SUPPLEMENT_REQUESTED = 5
+OBLIGATION_REQUESTED = 6  # financial obligation
+WITHDRAWN = 7  # by the applicant
+STOPPED = 8  # processing stopped
+PROCESSED = 9  # result ready
+RETURNED = 10  # result returned
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description="VND")]
 
 
@@ -52,6 +64,11 @@ def _check_years(event: Struct, fields: tuple[str, ...]) -> None:
 _UNUSABLE = re.compile(r"[\x00-\x1f\x7f|]")
 
 
+def usable_code(code: str) -> bool:
+    """False for a code holding an ASCII control character or `|`."""
+    return _UNUSABLE.search(code) is None
+
+
 def unusable_code(event: Struct) -> tuple[str, str] | None:
     """The first (field, code) of an event that holds an ASCII control character or `|`: the
     separators of table keys and officer owners (`UNIT|OFFICER`). None when every code is usable."""
@@ -60,7 +77,7 @@ def unusable_code(event: Struct) -> tuple[str, str] | None:
         if value is None:
             continue
         for code in (value,) if value.__class__ is str else value:
-            if _UNUSABLE.search(code):
+            if not usable_code(code):
                 return name, code
     return None
 
@@ -333,6 +350,13 @@ def future_field(event: EventBase, not_after: datetime) -> str | None:
         if value is not None and value > not_after:
             return name
     return None
+
+
+def record_version(event: EventBase, at: int) -> tuple[int, str]:
+    """The last-writer-wins version of a record (a receipt, a unit, a procedure): its time, then its
+    event id, then a checksum of its content — so two different records sent under one event id at
+    one instant (a source's bug) resolve the same way whichever arrives first."""
+    return at, f"{event.event_id}#{zlib.crc32(encode(event)):08x}"
 
 
 def entity_key(event: EventBase) -> str:

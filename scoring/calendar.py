@@ -17,7 +17,8 @@ from typing import Literal
 
 import holidays
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")
+UTC_OFFSET_SECONDS = 7 * 3600  # Vietnam: UTC+7 all year, no daylight saving
+VIETNAM = timezone(timedelta(seconds=UTC_OFFSET_SECONDS), "ICT")
 DAY = 86400
 LimitUnit = Literal["hours", "days", "working_days", "months"]
 
@@ -29,7 +30,7 @@ def local(ts: int) -> datetime:
 def local_day(ts: int) -> int:
     """The local calendar day of an instant as a day number (days since 1970-01-01 in Vietnam):
     integer arithmetic, for comparisons on hot paths where a `date` would cost a datetime."""
-    return (ts + 7 * 3600) // DAY
+    return (ts + UTC_OFFSET_SECONDS) // DAY
 
 
 def iso(moment: float | None) -> str | None:
@@ -218,6 +219,21 @@ class WorkingCalendar:
                 remaining -= hi - begin
                 second = hi
             day, second = self.next_working_day(day), 0
+            if day.year > HOLIDAY_YEARS[-1]:
+                return self._beyond_calendar(day, remaining, hours)
+
+    def _beyond_calendar(self, day: date, remaining: int, hours: WorkingHours) -> int:
+        """The rest of a long time limit past 2100, where days are Monday–Friday working days: in
+        closed form, so a tiny working window and a long limit cannot walk millions of days. `day`
+        is the working day the rest starts on, from its opening."""
+        whole_days, rest = divmod(remaining, hours.minutes_per_day * 60)
+        if not rest:  # the limit ends at the close of its last working day
+            whole_days, rest = whole_days - 1, hours.minutes_per_day * 60
+        weeks, extra = divmod(whole_days, 5)
+        day += timedelta(weeks=weeks)
+        for _ in range(extra):
+            day = self.next_working_day(day)
+        return self.add_working_minutes(at(day, hours.opening), rest / 60, hours)
 
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""
@@ -252,14 +268,18 @@ class WorkingCalendar:
             day -= timedelta(days=1)
         return day
 
-    def working_minutes_between(self, start: int, end: int, hours: WorkingHours = STANDARD_HOURS) -> int:
-        """Working minutes in [start, end); negative when end is before start."""
+    def working_minutes_between(self, start: int, end: int, hours: WorkingHours = STANDARD_HOURS,
+                                at_most: int | None = None) -> int:
+        """Working minutes in [start, end); negative when end is before start. With `at_most`, the
+        count stops soon after passing it (a due decades away need not be walked day by day to
+        know it is not within two working days)."""
         if end < start:
             return -self.working_minutes_between(end, start, hours)
         total = 0
         day = local(start).date()
         last = local(end).date()
-        while day <= last:
+        limit = None if at_most is None else (at_most + 1) * 60
+        while day <= last and (limit is None or total <= limit):
             if self.is_working_day(day):
                 for window_start, window_end in hours.windows:
                     lo = max(start, at(day, window_start))

@@ -60,9 +60,9 @@ def _block(owner: str, periods: Iterable[Period], names: Iterable[str]) -> Block
 
 
 def _received_counters(channel: int, fee_bearing: bool, flags: int, procedure: str | None,
-                       returns_document: bool) -> list[str]:
-    # 4.2: the result must be digitised too once one is issued — if the procedure returns a document.
-    result_needed = bool(flags & lc.RESULT_ISSUED) and returns_document
+                       result_needed: bool) -> list[str]:
+    # 4.2: with a result due (the dossier completed, or a result issued, for a procedure that returns
+    # a document — as 4.1 judges it), the result must be digitised too.
     counters = [
         *_pair("DOSSIER_SYNC", bool(flags & lc.SYNCED)),
         *_pair("ONLINE_DOSSIER_SHARE", channel == 2),
@@ -195,12 +195,14 @@ def dossier_contribution(state: DossierState, as_of: int, context: Context, prev
     flags, channel, procedure = state.flags, state.channel, state.procedure
     fee_bearing, received_flags = state.fee > 0 or bool(flags & lc.FEE_SET), flags & RECEIVED_FLAGS
     document = returns_document(state, context.directory)
-    names = _memo(context, ("rn", procedure, channel, fee_bearing, received_flags, document),
-                  lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure, document))))
+    completed_by = state.status_at.get(9) or state.status_at.get(10)
+    is_completed = completed_by is not None and completed_by <= as_of
+    result_needed = document and (is_completed or bool(flags & lc.RESULT_ISSUED))
+    names = _memo(context, ("rn", procedure, channel, fee_bearing, received_flags, result_needed),
+                  lambda: tuple(sorted(_received_counters(channel, fee_bearing, flags, procedure, result_needed))))
     received = ((unit, period_keys_at_month(received_month), names),)
     completed: Part = ()
-    completed_by = state.status_at.get(9) or state.status_at.get(10)
-    if completed_by is not None and completed_by <= as_of and document:
+    if is_completed and document:
         electronic = bool(flags & lc.RESULT_ELECTRONIC)
         completed = ((unit, period_keys_at_month(month_index(completed_by)),
                       ORIGINAL_RESULT_NAMES[electronic]),)
@@ -362,7 +364,7 @@ def reduce_petition(state: PetitionState | None, event: ev.PetitionEvent) -> Pet
         if known is None or moment < known:
             setattr(state, earliest, moment)
     elif isinstance(event, ev.PetitionReceived):
-        version = (moment, event.event_id)
+        version = ev.record_version(event, moment)
         if state.received is None or version > state.received:
             state.received, state.unit, state.about = version, event.unit_code, event.about
             state.received_at = lc.epoch_seconds(event.received_at)

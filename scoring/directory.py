@@ -88,7 +88,7 @@ class Directory:
     def apply(self, event: ev.UnitUpserted | ev.ProcedureUpserted) -> bool:
         """Fold a catalogue event; True when it changed the directory."""
         key = ("unit", event.unit_code) if isinstance(event, ev.UnitUpserted) else ("procedure", event.procedure_code)
-        version = (int(event.occurred_at.timestamp()), event.event_id)
+        version = ev.record_version(event, int(event.occurred_at.timestamp()))
         known = self._versions.get(key)
         if known is not None and version <= known:
             return False

@@ -19,7 +19,7 @@ from scoring.alerts import Alert, AlertPolicy, alerts_between, next_alert_at
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
-from scoring.lifecycle import REDUCERS, DossierState, epoch_seconds
+from scoring.lifecycle import EPOCH_ORDINAL, OFFSETS, REDUCERS, DossierState, epoch_seconds
 from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units, split_by_owner
 from scoring.ruleset import Ruleset
@@ -74,8 +74,16 @@ class Engine:
         directory_changed = False
         dossiers, stale, emitted = self.dossiers, self._stale, self._emitted
         latest = self.latest_event_at or 0
+        offsets = OFFSETS
         for event in events:
-            moment = epoch_seconds(event.occurred_at)
+            # `epoch_seconds`, inlined: a call per event is a tenth of the fold.
+            occurred = event.occurred_at
+            offset = offsets.get(occurred.tzinfo)
+            if offset is None:
+                moment = epoch_seconds(occurred)
+            else:
+                moment = ((occurred.toordinal() - EPOCH_ORDINAL) * 86400 + occurred.hour * 3600
+                          + occurred.minute * 60 + occurred.second - offset)
             if moment > latest:
                 latest = moment
             event_type = type(event)
@@ -226,6 +234,11 @@ class Engine:
             return
         self._scheduled[key] = when
         heapq.heappush(self._schedule, (when, *key))
+
+    def recount(self, as_of: int) -> set[Pair]:
+        """Recompute every tally from the states (after a batch that failed part-way); returns
+        the pairs whose counters changed."""
+        return self._rebuild(as_of)
 
     def _rebuild(self, as_of: int) -> set[Pair]:
         """After a catalogue change every contribution may differ: recompute all, return the pairs

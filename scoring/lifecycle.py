@@ -15,6 +15,18 @@ from enum import StrEnum
 from msgspec import Struct
 
 from schemas import events as ev
+from schemas.events import (
+    OBLIGATION_REQUESTED,
+    PROCESSED,
+    PROCESSING,
+    REFUSED_AT_RECEPTION,
+    RETURNED,
+    STOPPED,
+    SUBMITTED,
+    SUPPLEMENT_REQUESTED,
+    WITHDRAWN,
+)
+from scoring.calendar import DAY, UTC_OFFSET_SECONDS
 from scoring.ruleset import LifecycleSwitches
 
 NO_TIME = 2**62
@@ -46,8 +58,9 @@ SYNCED = 512
 PETITION_FILED = 1024
 FEE_PAID = 2048
 FEE_SET = 4096  # a fee set after receipt (financial obligation) or paid: the dossier is fee-bearing
-TERMINAL_STATUSES = frozenset({3, 7, 8, 9, 10})
-PROCESSING_STATUSES = frozenset({4, 5, 6})
+TERMINAL_STATUSES = frozenset({REFUSED_AT_RECEPTION, WITHDRAWN, STOPPED, PROCESSED, RETURNED})  # 3, 7, 8, 9, 10
+PROCESSING_STATUSES = frozenset({PROCESSING, SUPPLEMENT_REQUESTED, OBLIGATION_REQUESTED})  # 4, 5, 6
+ENDED_STATUSES = (WITHDRAWN, STOPPED, PROCESSED, RETURNED)  # 7, 8, 9, 10
 
 
 class Step(Struct, array_like=True, gc=False, frozen=True):
@@ -94,30 +107,39 @@ class DossierState(Struct, array_like=True, gc=False):
 
     @property
     def is_open(self) -> bool:
-        return not any(status in self.status_at for status in (3, 7, 8, 9, 10))
+        return not any(status in self.status_at for status in TERMINAL_STATUSES)
 
 
-_OFFSETS: dict[object, int] = {}
-_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+OFFSETS: dict[object, int] = {}
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 def epoch_seconds(moment: datetime) -> int:
     """Whole epoch seconds of an aware datetime — twice as fast as `int(moment.timestamp())`,
     which matters at two calls per event."""
     zone = moment.tzinfo
-    offset = _OFFSETS.get(zone)
+    offset = OFFSETS.get(zone)
     if offset is None:
-        offset = _OFFSETS[zone] = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
-    return ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
+        offset = OFFSETS[zone] = int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+    return ((moment.toordinal() - EPOCH_ORDINAL) * 86400 + moment.hour * 3600 + moment.minute * 60
             + moment.second - offset)
 
 
 _seconds = epoch_seconds
 
 
+MAX_TIMES = 64  # per list: a dossier asked for a supplement 60,000 times is a source's bug, not a rule
+
+
 def _add_time(times: list[int], moment: int) -> None:
+    """Keep the MAX_TIMES earliest distinct instants: still a join (union, then the earliest), so any
+    order of events gives the same list, and a flood of one dossier's events costs no quadratic time."""
+    if len(times) >= MAX_TIMES and moment >= times[-1]:
+        return
     if moment not in times:
         insort(times, moment)
+        if len(times) > MAX_TIMES:
+            times.pop()
 
 
 def _status(state: DossierState, status: int, at: int) -> None:
@@ -128,13 +150,14 @@ def _status(state: DossierState, status: int, at: int) -> None:
 
 
 def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
-    version = (at, event.event_id)
-    _status(state, 2, _seconds(event.received_at))
+    version = ev.record_version(event, at)
+    received_at = _seconds(event.received_at)
+    _status(state, 2, received_at)
     if state.received is not None and version <= state.received:
         return
     state.received = version
     state.unit, state.procedure, state.channel = event.unit_code, event.procedure_code, event.channel
-    state.received_at = _seconds(event.received_at)
+    state.received_at = received_at
     state.due_at = _seconds(event.due_at) if event.due_at else None
     limit = event.time_limit
     state.limit = (limit.value, limit.unit) if limit else None
@@ -143,9 +166,9 @@ def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
 
 def _status_changed(state: DossierState, event: ev.DossierStatusChanged, at: int) -> None:
     _status(state, event.status, at)
-    if event.status == 5:
+    if event.status == SUPPLEMENT_REQUESTED:
         _add_time(state.supplement_requests, at)
-    elif event.status == 6:
+    elif event.status == OBLIGATION_REQUESTED:
         _add_time(state.obligation_requests, at)
 
 
@@ -167,7 +190,8 @@ def _obligation(state: DossierState, event: ev.FinancialObligationRequested, at:
 
 def _payment(state: DossierState, event: ev.PaymentMade, at: int) -> None:
     _add_time(state.obligation_payments, at)
-    state.flags |= FEE_PAID | (PAID_ONLINE if event.online else 0) | (FEE_SET if event.amount > 0 else 0)
+    if event.amount > 0:  # a payment of nothing is no payment, online or not
+        state.flags |= FEE_PAID | FEE_SET | (PAID_ONLINE if event.online else 0)
 
 
 def _digitisation(state: DossierState, event: ev.DigitisationRecorded, at: int) -> None:
@@ -216,8 +240,8 @@ def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None
     candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
-    if candidate[1] not in state.reappointed_dues:
-        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))
+    if candidate[1] not in state.reappointed_dues:  # the two earliest tell "more than once"
+        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))[:2]
     if event.apology_sent_at is not None:
         apology = _seconds(event.apology_sent_at)
         if state.apology_at is None or apology < state.apology_at:
@@ -260,19 +284,19 @@ def reduce(state: DossierState | None, event: ev.DossierEvent, at: int | None = 
 def end_time(state: DossierState, cutoff: int) -> int | None:
     """Status 9, else 10, else the earlier of 8 and 7 (7 only once received) — at or before cutoff."""
     status_at = state.status_at
-    at = status_at.get(9)
+    at = status_at.get(PROCESSED)
     if at is not None and at <= cutoff:
         return at
-    at = status_at.get(10)
+    at = status_at.get(RETURNED)
     if at is not None and at <= cutoff:
         return at
     if state.received_at is None:
         return None
     # Written out: this runs several times per dossier per batch.
-    end = status_at.get(8)
+    end = status_at.get(STOPPED)
     if end is not None and end > cutoff:
         end = None
-    withdrawn = status_at.get(7)
+    withdrawn = status_at.get(WITHDRAWN)
     if withdrawn is not None and withdrawn <= cutoff and (end is None or withdrawn < end):
         end = withdrawn
     return end
@@ -352,13 +376,14 @@ def classify(state: DossierState, cutoff: int, switches: LifecycleSwitches,
         return Outcome.LATE
     effective = judged_at(state, end, switches)
     if switches.compare == "date":
-        effective_day, due_day = (effective + 25200) // 86400, (due + 25200) // 86400
+        effective_day, due_day = (effective + UTC_OFFSET_SECONDS) // DAY, (due + UTC_OFFSET_SECONDS) // DAY
         if effective_day > due_day:
             return Outcome.LATE
         return Outcome.EARLY if effective_day < due_day else Outcome.ON_TIME
     if effective > due:
         return Outcome.LATE
-    return Outcome.EARLY if (effective + 25200) // 86400 < (due + 25200) // 86400 else Outcome.ON_TIME
+    early = (effective + UTC_OFFSET_SECONDS) // DAY < (due + UTC_OFFSET_SECONDS) // DAY
+    return Outcome.EARLY if early else Outcome.ON_TIME
 
 
 def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitches,
@@ -385,22 +410,33 @@ def turns_overdue_at(state: DossierState, after: int, switches: LifecycleSwitche
 
 def transition_problems(state: DossierState) -> tuple[str, ...]:
     """Impossible transitions recorded in the state (DOMAIN.md §3): a refusal at reception of a
-    received dossier, a processing status after the dossier ended, and status changes of a dossier
-    never received. Order-independent: computed from the merged state, not from arrival order."""
+    received dossier, an end before the receipt, a processing status after the dossier ended, and
+    facts of a dossier never received. Order-independent: computed from the merged state, not from
+    arrival order."""
     status_at = state.status_at
-    if state.received_at is None:
-        if any(status not in (1, 3, 7) for status in status_at) or state.steps or state.flags:
+    received_at = state.received_at
+    if received_at is None:
+        facts = (state.steps or state.flags or state.rating or state.supplement_requests or state.supplement_receipts
+                 or state.obligation_requests or state.obligation_payments or state.reappointed_dues)
+        if facts or any(status not in (SUBMITTED, REFUSED_AT_RECEPTION, WITHDRAWN) for status in status_at):
             return ("never_received",)
         return ()
-    if 3 not in status_at and state.last_status[1] not in PROCESSING_STATUSES:
-        return ()  # the usual case, decided without a list
+    ends = [status_at[status] for status in ENDED_STATUSES if status in status_at]
+    if REFUSED_AT_RECEPTION not in status_at and not ends:
+        return ()  # open and never refused: no transition of it can be impossible yet
     problems = []
-    if 3 in status_at:
+    if REFUSED_AT_RECEPTION in status_at:
         problems.append("refused_after_receipt")
-    last_at, last = state.last_status
-    ended = [status_at[status] for status in (7, 8, 9, 10) if status in status_at]
-    if last in PROCESSING_STATUSES and ended and last_at > min(ended):
-        problems.append("status_after_end")
+    if ends:
+        end = min(ends)
+        if end < received_at:
+            problems.append("ended_before_receipt")
+        last_at, last = state.last_status
+        requests = state.supplement_requests or state.obligation_requests
+        if (last in PROCESSING_STATUSES and last_at > end) \
+                or any(status_at.get(status, 0) > end for status in PROCESSING_STATUSES) \
+                or (requests and max(state.supplement_requests[-1:] + state.obligation_requests[-1:]) > end):
+            problems.append("status_after_end")
     return tuple(problems)
 
 

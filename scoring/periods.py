@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
-from scoring.calendar import VIETNAM
+from scoring.calendar import DAY, UTC_OFFSET_SECONDS, VIETNAM
 
-UTC_OFFSET = 7 * 3600
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _PATTERN = re.compile(r"^(?:month:(\d{4})-(0[1-9]|1[0-2])|quarter:(\d{4})-Q([1-4])|year:(\d{4}))$")
 
@@ -74,7 +73,7 @@ def parse_period(text: str) -> Period:
 
 
 def month_index(moment: int) -> int:
-    return _month_of_day((moment + UTC_OFFSET) // 86400)
+    return _month_of_day((moment + UTC_OFFSET_SECONDS) // DAY)
 
 
 @lru_cache(maxsize=65536)

@@ -31,6 +31,7 @@ FINDINGS: dict[str, str] = {
     "refused_after_receipt": "status 3 (refused at reception) for a dossier already received: ignored, the"
                              " receipt stands",
     "status_after_end": "a processing status (4, 5, 6) after the dossier ended: ignored, the end stands",
+    "ended_before_receipt": "an end (status 7-10) dated before the receipt: scored as sent",
     "never_received": "status changes or facts for a dossier (or petition) with no receipt record: not scored",
     "no_due": "no due date, no time limit and no catalogue limit: cannot be judged, counted as on time",
     "due_beyond_limit": "the source's due date is later than the legal time limit allows",
@@ -62,20 +63,19 @@ def record_findings(state: DossierState, directory: Directory, calendar: Working
     if state.received_at is None:
         return ()
     found = []
-    if state.due_at is None:
-        if legal_due(state, directory, calendar) is None:
-            found.append("no_due")
-    else:
-        limit_due = legal_due(state, directory, calendar)
-        if limit_due is not None and local_day(state.due_at) > local_day(limit_due):
-            found.append("due_beyond_limit")
-        if state.reappointed_dues:
-            if len(state.reappointed_dues) > 1:
-                found.append("reappointed_twice")
-            hours = directory.hours(state.unit)
-            latest_apology = calendar.subtract_working_minutes(state.due_at, hours.minutes_per_day, hours)
-            if state.apology_at is None or state.apology_at > latest_apology:
-                found.append("apology_late")
+    limit_due = legal_due(state, directory, calendar)
+    if state.due_at is None and limit_due is None:
+        found.append("no_due")
+    elif state.due_at is not None and limit_due is not None and local_day(state.due_at) > local_day(limit_due):
+        found.append("due_beyond_limit")
+    if state.reappointed_dues:
+        if len(state.reappointed_dues) > 1:
+            found.append("reappointed_twice")
+        due = state.due_at if state.due_at is not None else limit_due
+        hours = directory.hours(state.unit)
+        latest_apology = calendar.subtract_working_minutes(due, hours.minutes_per_day, hours) if due else None
+        if state.apology_at is None or (latest_apology is not None and state.apology_at > latest_apology):
+            found.append("apology_late")
     if directory.procedures and state.procedure not in directory.procedures:
         found.append("unknown_procedure")
     if directory.units and state.unit not in directory.units:
@@ -100,7 +100,8 @@ class Problem:
     code: str
     kind: str  # "rejected" (the event was refused) or "finding" (the dossier's record is wrong)
     count: int = 0
-    dossiers: list[str] = field(default_factory=list)
+    dossiers: list[str] = field(default_factory=list)  # the unit's own and those of the units below it
+    own: list[str] = field(default_factory=list)  # the unit's own: each dossier once, in its own unit
     points: Fraction | None = None
 
 
@@ -110,45 +111,48 @@ class UnitCheck:
     name: str
     problems: dict[str, Problem] = field(default_factory=dict)
 
-    def add(self, code: str, kind: str, dossier: str | None) -> None:
+    def add(self, code: str, kind: str, dossier: str | None, own: bool = True) -> None:
         problem = self.problems.get(code)
         if problem is None:
             problem = self.problems[code] = Problem(code, kind)
         problem.count += 1
         if dossier is not None:
             problem.dossiers.append(dossier)
+            if own:
+                problem.own.append(dossier)
 
 
-def in_period(state: DossierState, period: Period, as_of: int) -> bool:
-    """Whether a dossier counts in the period's denominators: received by its end (and by "as
-    of"), and not ended before it started."""
-    if state.received_at is None or state.received_at > min(period.end, as_of):
-        return False
-    end = lc.end_time(state, as_of)
-    return end is None or end >= period.start
+RefusedEvent = tuple[str, str | None, str | None, int | None]  # (reason, unit, dossier, occurred_at) as readable
 
 
-def _points_if(unit: UnitScore | None, ruleset: Ruleset, code: str, numerator_change: int) -> Fraction | None:
-    """Points the unit's total would move by if indicator `code`'s numerator moved by the change."""
-    if unit is None or not numerator_change:
+def _points_if(unit: UnitScore | None, ruleset: Ruleset, changes: dict[str, int]) -> Fraction | None:
+    """Points the unit's total would move by if each indicator's numerator moved by its change."""
+    if unit is None or not any(changes.values()):
         return None
-    numerator, denominator = unit.counts.get(code, (0, 0))
-    indicator = ruleset.by_code[code]
-    moved = max(0, min(denominator, numerator + numerator_change))
-    return abs(indicator.score(moved, denominator) - indicator.score(numerator, denominator))
+    points = Fraction(0)
+    for code, change in changes.items():
+        numerator, denominator = unit.counts.get(code, (0, 0))
+        indicator = ruleset.by_code[code]
+        moved = max(0, min(denominator, numerator + change))
+        points += abs(indicator.score(moved, denominator) - indicator.score(numerator, denominator))
+    return points
 
 
-def check_units(dossiers: Iterable[DossierState], rejected: Iterable[tuple[str, str | None, str | None]],
-                period: Period, as_of: int, context: Context, scores: Iterable[UnitScore],
-                petitions: Iterable[PetitionState] = ()) -> list[UnitCheck]:
-    """Every unit's problems in a period, pooled up the tree like its scores. `rejected` holds
-    (reason, unit, dossier) of each refused event, unit and dossier where they could be read;
-    petitions with events but no receipt are orphans too."""
+def check_units(dossiers: Iterable[DossierState], rejected: Iterable[RefusedEvent], period: Period, as_of: int,
+                context: Context, scores: Iterable[UnitScore], petitions: Iterable[PetitionState] = ()
+                ) -> list[UnitCheck]:
+    """Every unit's problems in a period, pooled up the tree like its scores. Findings count by
+    the dossier's receipt period, as the `q.*` counters of the scores do; a refused event counts in
+    the period of its own time where that can be read (else in every period), and in its unit — or
+    its dossier's — where that is a known unit, else as unattributed. Petitions with events but no
+    receipt are orphans too."""
     directory, ruleset = context.directory, context.ruleset
     by_code = {unit.code: unit for unit in scores}
     checks: dict[str, UnitCheck] = {}
-    # Dossiers whose outcome could flip (good now, late under the legal due / with any due), per unit.
-    could_flip: dict[str, dict[str, int]] = {}
+    # Per unit: dossiers whose outcome could turn late under the legal due / with any due, by finding,
+    # and how many of them 5.4 counts as satisfied today.
+    could_flip: dict[str, dict[str, list[int]]] = {}
+    last = min(period.end, as_of)
 
     def targets(unit: str | None) -> list[UnitCheck]:
         codes = (unit, *directory.ancestors(unit)) if unit else (UNATTRIBUTED,)
@@ -161,55 +165,65 @@ def check_units(dossiers: Iterable[DossierState], rejected: Iterable[tuple[str, 
             found.append(check)
         return found
 
+    def add(unit: str | None, code: str, kind: str, dossier: str | None) -> None:
+        for depth, check in enumerate(targets(unit)):
+            check.add(code, kind, dossier, own=depth == 0)
+
     units_of: dict[str, str | None] = {}
     for state in dossiers:
         units_of[state.code] = state.unit
         if state.received_at is None:
             for problem in lc.transition_problems(state):
-                for check in targets(None):
-                    check.add(problem, "finding", state.code)
+                add(None, problem, "finding", state.code)
             continue
-        if not in_period(state, period, as_of):
+        if not period.start <= state.received_at <= last:
             continue
         found = list(dossier_findings(state, directory, context.calendar))
-        if not state.flags & lc.SYNCED and period.start <= state.received_at <= period.end:
+        if not state.flags & lc.SYNCED:
             found.append("unsynced")
         for problem in found:
+            add(state.unit, problem, "finding", state.code)
+        flip = _flips(state, found, as_of, context)
+        if flip is not None:
             for check in targets(state.unit):
-                check.add(problem, "finding", state.code)
-        flips = _flips(state, found, as_of, context)
-        if flips:
-            for check in targets(state.unit):
-                counts = could_flip.setdefault(check.code, {})
-                counts[flips] = counts.get(flips, 0) + 1
+                counts = could_flip.setdefault(check.code, {}).setdefault(flip[0], [0, 0])
+                counts[0] += 1
+                counts[1] += flip[1]
     for petition in petitions:
         if petition.received_at is None:
-            for check in targets(None):
-                check.add("never_received", "finding", petition.petition_id)
-    for reason, unit, dossier in rejected:
-        for check in targets(unit or (units_of.get(dossier) if dossier else None)):
-            check.add(reason, "rejected", dossier)
+            add(None, "never_received", "finding", petition.petition_id)
+    known_units = set(directory.units) | {unit for unit in units_of.values() if unit}
+    for reason, unit, dossier, at in rejected:
+        if at is not None and reason != "future_time" and not period.start <= at <= period.end:
+            continue  # (an event from the future is listed in every period: its own time is the error)
+        owner = unit if unit in known_units else units_of.get(dossier) if dossier else None
+        add(owner, reason, "rejected", dossier)
     for check in checks.values():
         unit_score = by_code.get(check.code)
         for problem in check.problems.values():
             if problem.code == "unsynced":
-                problem.points = _points_if(unit_score, ruleset, "DOSSIER_SYNC", problem.count)
+                problem.points = _points_if(unit_score, ruleset, {"DOSSIER_SYNC": problem.count})
             elif problem.code in ("due_beyond_limit", "no_due"):
-                problem.points = _points_if(unit_score, ruleset, "ON_TIME",
-                                            -could_flip.get(check.code, {}).get(problem.code, 0))
+                late, satisfied = could_flip.get(check.code, {}).get(problem.code, (0, 0))
+                problem.points = _points_if(unit_score, ruleset, {"ON_TIME": -late,
+                                                                  "DOSSIER_RECEIVING_SATISFACTION": -satisfied})
     return [checks[code] for code in sorted(checks)]
 
 
-def _flips(state: DossierState, found: list[str], as_of: int, context: Context) -> str | None:
+def _flips(state: DossierState, found: list[str], as_of: int, context: Context) -> tuple[str, int] | None:
     """For a due beyond the legal limit: the finding, when judging against the legal due would make
-    the dossier late. For no due at all: the finding, when it counts as on time only for want of one."""
+    the dossier late. For no due at all: the finding, when it counts as on time only for want of
+    one. With it, 1 when 5.4 counts the dossier satisfied today (a late one is not)."""
     switches = context.ruleset.lifecycle
+    outcome = lc.classify(state, as_of, switches)
+    if outcome not in lc.GOOD_OUTCOMES:
+        return None
+    unhappy = (state.rating is not None and state.rating[1] == 0) or bool(state.flags & lc.PETITION_FILED)
     if "due_beyond_limit" in found:
-        legal = legal_due(state, context.directory, context.calendar)
-        strict = msgspec.structs.replace(state, due_at=legal, reappointed=None)
-        if lc.classify(state, as_of, switches) in lc.GOOD_OUTCOMES and \
-                lc.classify(strict, as_of, switches) not in lc.GOOD_OUTCOMES:
-            return "due_beyond_limit"
-    if "no_due" in found and lc.classify(state, as_of, switches) in lc.GOOD_OUTCOMES:
-        return "no_due"
+        strict = msgspec.structs.replace(state, due_at=legal_due(state, context.directory, context.calendar),
+                                         reappointed=None)
+        if lc.classify(strict, as_of, switches) not in lc.GOOD_OUTCOMES:
+            return "due_beyond_limit", int(not unhappy)
+    if "no_due" in found:
+        return "no_due", int(not unhappy)
     return None

@@ -16,6 +16,7 @@ PROBLEM_LABELS: dict[str, dict[str, str]] = {
     "vi": {
         "refused_after_receipt": "Từ chối tiếp nhận (trạng thái 3) sau khi đã tiếp nhận",
         "status_after_end": "Trạng thái xử lý sau khi hồ sơ đã kết thúc",
+        "ended_before_receipt": "Kết thúc trước ngày tiếp nhận",
         "never_received": "Có cập nhật nhưng chưa từng tiếp nhận",
         "no_due": "Không có hạn xử lý (không đánh giá được)",
         "due_beyond_limit": "Ngày hẹn trả vượt thời hạn luật định",
@@ -27,6 +28,7 @@ PROBLEM_LABELS: dict[str, dict[str, str]] = {
         "future_time": "Sự kiện ghi thời điểm trong tương lai",
         "unusable_code": "Mã chứa ký tự điều khiển hoặc `|`",
         "empty_array": "Dòng là mảng rỗng",
+        "bad_array": "Mảng có nhiều phần tử lỗi (gộp thành một bản ghi)",
         "not_json": "Không phải JSON",
         "not_utf8": "Không phải UTF-8",
         "oversized": "Quá lớn",
@@ -40,6 +42,7 @@ PROBLEM_LABELS: dict[str, dict[str, str]] = {
     "en": {
         "refused_after_receipt": "Refused at reception (status 3) after being received",
         "status_after_end": "Processing status after the dossier ended",
+        "ended_before_receipt": "Ended before it was received",
         "never_received": "Updates for a dossier never received",
         "no_due": "No due date (cannot be judged)",
         "due_beyond_limit": "Due date beyond the legal time limit",
@@ -51,6 +54,7 @@ PROBLEM_LABELS: dict[str, dict[str, str]] = {
         "future_time": "Event dated in the future",
         "unusable_code": "Code holds a control character or `|`",
         "empty_array": "Empty array line",
+        "bad_array": "Array with many bad elements (one summarised record)",
         "not_json": "Not JSON",
         "not_utf8": "Not UTF-8",
         "oversized": "Too large",

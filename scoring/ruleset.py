@@ -158,6 +158,13 @@ class ScoreCard:
         }
 
 
+def _working_days(section: Mapping[str, object], name: str, default: int) -> int:
+    value = section.get(name, default)
+    if type(value) is not int or not 1 <= value <= 366:
+        raise RulesetError(f"petitions.{name} must be a whole number of working days from 1 to 366, got {value!r}")
+    return value
+
+
 def _fraction(value: object, where: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RulesetError(f"{where} must be a number, got {value!r}")
@@ -238,9 +245,11 @@ def parse_ruleset(data: Mapping) -> Ruleset:
         publish_lead_working_days=catalogue.get("publish_lead_working_days", {"province": 5, "ministry": 20}),
         publish_within_working_days=catalogue.get("publish_within_working_days", {"province": 5, "ministry": 10}),
         mandatory_content_parts=int(catalogue.get("mandatory_content_parts", 7)),
-        petition_answer_working_days=int(petitions.get("answer_working_days", 15)),
-        petition_refusal_working_days=int(petitions.get("refusal_working_days", 2)),
-        petition_supplement_working_days=int(petitions.get("supplement_working_days", 5)),
-        petition_publication_working_days=int(petitions.get("publication_working_days", 2)),
-        bands=tuple(Band(float(b["min"]), b["vi"], b["en"]) for b in data.get("bands", ())),
+        petition_answer_working_days=_working_days(petitions, "answer_working_days", 15),
+        petition_refusal_working_days=_working_days(petitions, "refusal_working_days", 2),
+        petition_supplement_working_days=_working_days(petitions, "supplement_working_days", 5),
+        petition_publication_working_days=_working_days(petitions, "publication_working_days", 2),
+        # Highest first, whatever order the file lists them in: a total takes the first band it reaches.
+        bands=tuple(sorted((Band(float(b["min"]), b["vi"], b["en"]) for b in data.get("bands", ())),
+                           key=lambda band: -band.min)),
     )

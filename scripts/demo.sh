@@ -29,8 +29,8 @@ echo "   Kafka $CHISO766_BOOTSTRAP · Redis $CHISO766_REDIS_URL"
 echo "== 2. a simulated province: $dossiers dossiers"
 chiso766 simulate --seed 766 --dossiers "$dossiers" --out "$out/history.jsonl.gz"
 
-metrics_port="$(python -c 'from cli.stack import free_port; print(free_port())')"
-api_port="${API_PORT:-$(python -c 'from cli.stack import free_port; print(free_port())')}"
+metrics_port="$(python -c 'from support.stack import free_port; print(free_port())')"
+api_port="${API_PORT:-$(python -c 'from support.stack import free_port; print(free_port())')}"
 echo "== 3. a live worker (as of = wall clock), metrics on http://127.0.0.1:$metrics_port/metrics"
 nohup chiso766 worker --namespace "$namespace" --mode live --tick 2 --metrics-port "$metrics_port" \
   > "$out/worker.log" 2>&1 &

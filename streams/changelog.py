@@ -15,16 +15,14 @@ before committing).
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 import faust
 from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
-from faust.streams import _current_event  # private (an import, so no SLF001); faust-streaming 0.15.3
 
 from streams import metrics
+from streams.faust_fixes import acting_for, aiokafka_producer
 
 RECORD_BATCH_BYTES = 1024 * 1024  # the broker's default message.max.bytes is just above this
 
@@ -61,7 +59,7 @@ class TableWriter:
         if not items:
             return []
         # The aiokafka producer under Faust's, the one Faust flushes before commits.
-        producer = self.app.producer._ensure_producer()  # noqa: SLF001 - Faust has no public accessor for its aiokafka producer; checked in faust-streaming 0.15.3
+        producer = aiokafka_producer(self.app)
         topic = self.topic
         deliveries = []
         builder = _new_builder()
@@ -96,21 +94,3 @@ async def delivered(deliveries: list[asyncio.Future]) -> None:
     """Until every record batch is on the broker; raises the first delivery error."""
     if deliveries:
         await asyncio.gather(*deliveries)
-
-
-@contextmanager
-def acting_for(event: faust.EventT | None) -> Iterator[None]:
-    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
-
-    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
-    from the current event, which `take_events` batches do not set; the writes of a batch all belong
-    to one input partition, so any of its events stands in.
-    """
-    if event is None:
-        yield
-        return
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)

@@ -1,4 +1,5 @@
-"""Requests the API leaves in Redis for the workers (the API never talks to Kafka).
+"""Taking the requests the API leaves in Redis for the workers (the API never talks to Kafka; it
+queues through `contracts.commands`).
 
 `PREFIX:commands` is a Redis stream read with one consumer group, so each request is taken by exactly
 one worker of the namespace; it acks once it has acted. Only `rebuild` exists: the worker sends the
@@ -12,24 +13,15 @@ import logging
 import os
 import socket
 
-import orjson
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from contracts import commands
+from contracts.commands import GROUP
 from streams.config import Settings
 
-GROUP = "workers"
 log = logging.getLogger("chiso766.worker")
-
-
-def commands_key(prefix: str) -> str:
-    return f"{prefix}:commands"
-
-
-async def request(client: aioredis.Redis, prefix: str, command: str, **fields: str) -> str:
-    """Queue a command (used by the API); returns its stream id."""
-    entry = await client.xadd(commands_key(prefix), {"command": command, **fields}, maxlen=1000, approximate=True)
-    return entry.decode() if isinstance(entry, bytes) else entry
 
 
 async def _ensure_group(client: aioredis.Redis, key: str) -> None:
@@ -43,7 +35,7 @@ async def _ensure_group(client: aioredis.Redis, key: str) -> None:
 async def follow(client: aioredis.Redis, settings: Settings) -> None:
     """Never ends and never takes the worker down: a wiped Redis (the group gone) or a failed command
     is logged and the loop goes on."""
-    key = commands_key(settings.redis_prefix)
+    key = settings.keys.commands
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     await _ensure_group(client, key)
     while True:
@@ -55,8 +47,8 @@ async def follow(client: aioredis.Redis, settings: Settings) -> None:
                         await _act(client, settings, key, entry_id, fields)
                     except Exception as error:  # a Kafka hiccup must not stop the worker; record it
                         log.warning("command %s failed: %r", entry_id.decode(), error)
-                        await client.hset(f"{key}:{entry_id.decode()}", mapping={"status": "failed",
-                                                                                 "error": repr(error)[:500]})
+                        await client.hset(settings.keys.command_record(entry_id.decode()),
+                                          mapping={"status": "failed", "error": repr(error)[:500]})
                         await client.xack(key, GROUP, entry_id)
         except ResponseError as error:
             if "NOGROUP" not in str(error):
@@ -71,13 +63,15 @@ async def follow(client: aioredis.Redis, settings: Settings) -> None:
 async def _act(client: aioredis.Redis, settings: Settings, key: str, entry_id: bytes, fields: dict) -> None:
     from streams import replay  # a producer per (rare) command
 
-    command = fields.get(b"command", b"").decode()
-    if command == "rebuild":
+    try:
+        command = commands.read(fields)
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        log.warning("not a command, ignored (%s): %r", error, fields)
+        command = None
+    if command is not None and command.command == "rebuild":
         published = await replay.send_watermarks(settings, 0, kind="rebuild")
-        await client.hset(f"{key}:{entry_id.decode()}", mapping={"token": published.token, "status": "sent"})
-        await client.expire(f"{key}:{entry_id.decode()}", 86400)
+        record = settings.keys.command_record(entry_id.decode())
+        await client.hset(record, mapping={"token": published.token, "status": "sent"})
+        await client.expire(record, 86400)
         log.warning("rebuild requested (%s): control messages sent, token %s", entry_id.decode(), published.token)
-    else:
-        log.warning("unknown command %r ignored: %s", command, orjson.dumps({k.decode(): v.decode()
-                                                                            for k, v in fields.items()}))
     await client.xack(key, GROUP, entry_id)

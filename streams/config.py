@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from contracts.keys import RedisKeys
 from schemas.decode import FUTURE_TOLERANCE_SECONDS
+from support.endpoints import bootstrap_and_redis
 
 
 @dataclass(frozen=True)
@@ -52,29 +54,17 @@ class Settings:
     def redis_prefix(self) -> str:
         return self.namespace
 
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.redis_prefix)
+
 
 DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"
 DEAD_LETTER_TOPIC, TALLY_TOPIC = "dead-letter", "tallies"
-CONTROL_HEADER = "chiso766-control"  # watermark / rebuild messages travel beside the events
 
 
 def resolve(namespace: str = "chiso766", bootstrap: str | None = None, redis_url: str | None = None,
             **overrides) -> Settings:
     """Settings from arguments, else CHISO766_BOOTSTRAP / CHISO766_REDIS_URL, else the local stack."""
-    bootstrap = bootstrap or os.environ.get("CHISO766_BOOTSTRAP")
-    redis_url = redis_url or os.environ.get("CHISO766_REDIS_URL")
-    if not bootstrap or not redis_url:
-        info = local_stack()
-        bootstrap, redis_url = bootstrap or info.bootstrap, redis_url or info.redis_url
+    bootstrap, redis_url = bootstrap_and_redis(bootstrap, redis_url)
     return Settings(bootstrap=bootstrap, redis_url=redis_url, namespace=namespace, **overrides)
-
-
-def local_stack():
-    """The running local stack (`CHISO766_STACK`, default "default"), for whatever is not configured."""
-    from cli import stack
-
-    info = stack.read_info(os.environ.get("CHISO766_STACK", "default"))
-    if info is None:
-        raise RuntimeError("no Kafka/Redis configured: run `chiso766 stack up` or set "
-                           "CHISO766_BOOTSTRAP and CHISO766_REDIS_URL")
-    return info

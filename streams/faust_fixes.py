@@ -1,11 +1,14 @@
-"""Fixes to faust-streaming 0.15.3 / aiokafka 0.14.0 that the worker applies before it builds the app.
+"""The one adapter for faust-streaming 0.15.3 / aiokafka 0.14.0 internals, and the fixes it carries.
 
-Each one closes a hole found here against a real broker; each says what it closes. They patch
-library classes in place, so they run once per process, from `streams.worker.run_worker`.
-`QuietMonitor` is the one addition: it is handed to the app, not patched in.
+The fixes live in a Faust transport of our own, `Transport` (Faust's aiokafka transport with its
+consumer subclassed), registered in Faust's transport registry under the URL scheme `chiso766://`
+(`TRANSPORT`): the worker's app names that scheme as its broker, so the fixes apply to that app and
+nothing else in the process — no library class is patched. Each fix closes a hole found here against
+a real broker; each says what it closes. `QuietMonitor` is handed to the app as its monitor.
 
-They, `streams.changelog` and `streams.replay` rely on those libraries' private internals, so this
-module refuses to be imported on versions other than the ones they were checked against
+Every other use of their private internals is a function here too (`aiokafka_producer`, `acting_for`,
+`refresh_metadata`). So this module refuses to be imported on versions other than the ones they were
+checked against
 (`TESTED_VERSIONS`, the versions of requirements.lock) unless CHISO766_ALLOW_UNTESTED_VERSIONS=1.
 """
 
@@ -14,14 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import types
-from collections.abc import Callable, Coroutine, Generator
+import weakref
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
 
 log = logging.getLogger("chiso766.worker")
 
-# The versions every private access below and in streams/changelog.py, streams/replay.py was checked
-# against. Moving one: re-check each access marked SLF001 and each fix, then update this and the lock.
+# The versions every private access below was checked against. Moving one: re-check each access
+# marked SLF001 and each fix, then update this and the lock.
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
 ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
 
@@ -50,8 +55,8 @@ def check_versions(version_of: Callable[[str], str | None] = installed_version) 
         log.warning("%s=1: running with untested %s (tested: %s)", ALLOW_UNTESTED, found, tested)
         return
     raise UntestedVersionsError(
-        f"chiso766 refuses to start: this environment has {found}, but the worker patches private internals "
-        f"of these libraries (streams/faust_fixes.py, streams/changelog.py) and was tested with {tested} only. "
+        f"chiso766 refuses to start: this environment has {found}, but the worker uses private internals "
+        f"of these libraries (streams/faust_fixes.py) and was tested with {tested} only. "
         "Install the locked versions: `bash deploy/setup-python.sh` (pip install --require-hashes -r "
         f"requirements.lock). To try these versions anyway, set {ALLOW_UNTESTED}=1 and run the whole suite "
         "(`bash scripts/test.sh`) first.")
@@ -61,67 +66,50 @@ check_versions()
 
 # After the check, so that an untested faust-streaming fails with its message, not an ImportError.
 from faust.sensors.monitor import Monitor  # noqa: E402
+from faust.streams import _current_event  # noqa: E402 - private (an import, so no SLF001); faust-streaming 0.15.3
+from faust.transport.drivers import TRANSPORTS  # noqa: E402
+from faust.transport.drivers import aiokafka as faust_aiokafka  # noqa: E402
+from mode.services import WaitResults  # noqa: E402
 
 FETCH_MAX_WAIT_MS = 50
-_APPLIED: set[str] = set()
+TRANSPORT = "chiso766"  # the broker URL scheme of the worker's app
 
 
-def apply_all() -> None:
-    _short_fetch_waits()
-    _seek_uncommitted_partitions_to_the_start()
-    _deliver_without_tasks_when_nothing_blocks()
-    _track_every_topic_a_producer_sends_to()
-
-
-def _once(name: str) -> bool:
-    if name in _APPLIED:
-        return False
-    _APPLIED.add(name)
-    return True
-
-
-def _short_fetch_waits() -> None:
+class ShortFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust builds its consumer with fetch_max_wait_ms=1500. aiokafka keeps one fetch in flight per
     broker, and a fetch that holds only partitions with nothing new (tallies, petitions) parks
     there for the full wait while the busy partitions queue behind it: 1.5 s stalls at a steady
     2,000 events/s. A short wait costs a few empty fetches a second instead."""
-    if not _once("short_fetch_waits"):
-        return
-    import aiokafka
 
-    original = aiokafka.AIOKafkaConsumer
-
-    class ShortWaitConsumer(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *topics, **kwargs):
-            kwargs["fetch_max_wait_ms"] = min(kwargs.get("fetch_max_wait_ms", 500), FETCH_MAX_WAIT_MS)
-            super().__init__(*topics, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = ShortWaitConsumer
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes the wait as a literal; aiokafka reads it when the consumer starts, so it is set
+        # on the consumer before that.
+        consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, FETCH_MAX_WAIT_MS)  # noqa: SLF001 - no public setter; read in AIOKafkaConsumer.start; checked in aiokafka 0.14.0
+        return consumer
 
 
-def _seek_uncommitted_partitions_to_the_start() -> None:
-    """Messages lost on a worker's first start or after a crash before its first commit.
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with the short fetch wait and the two fixes below."""
 
-    While a worker joins the group and restores its tables, Faust's fetcher already pulls source
-    messages and drops them (the partitions are not "active" yet); when recovery ends it calls
-    `perform_seek` to go back to the committed offsets. But aiokafka's `seek_to_committed` skips a
-    partition with no committed offset (None or 0), so its position stays past the dropped
-    messages, and Faust's gap filling later commits over them. Seen here as a restarted replay that
-    never saw its closing watermark, and it loses events silently. A partition of an acked (source)
-    topic without a committed offset now goes back to its first offset — what
-    `auto_offset_reset=earliest` promises; re-reading is harmless, events are idempotent.
-    """
-    if not _once("seek_uncommitted"):
-        return
-    from faust.transport.consumer import Consumer
-
-    original = Consumer.perform_seek
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ShortFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
-        await original(self)
+        """Messages lost on a worker's first start or after a crash before its first commit.
+
+        While a worker joins the group and restores its tables, Faust's fetcher already pulls source
+        messages and drops them (the partitions are not "active" yet); when recovery ends it calls
+        `perform_seek` to go back to the committed offsets. But aiokafka's `seek_to_committed` skips a
+        partition with no committed offset (None or 0), so its position stays past the dropped
+        messages, and Faust's gap filling later commits over them. Seen here as a restarted replay that
+        never saw its closing watermark, and it loses events silently. A partition of an acked (source)
+        topic without a committed offset now goes back to its first offset — what
+        `auto_offset_reset=earliest` promises; re-reading is harmless, events are idempotent.
+        """
+        await super().perform_seek()
         acks_enabled_for = self.app.topics.acks_enabled_for
-        # Private, patched in as a method of Faust's Consumer (so no SLF001): `_committed_offset`, checked
-        # in faust-streaming 0.15.3.
+        # `_committed_offset`: Faust's Consumer's own record of its commits (faust-streaming 0.15.3).
         uncommitted = [tp for tp in self.assignment()
                        if acks_enabled_for(tp.topic) and not self._committed_offset.get(tp)]
         if not uncommitted:
@@ -133,27 +121,15 @@ def _seek_uncommitted_partitions_to_the_start() -> None:
                 await self.seek(tp, start)
         log.debug("no committed offset: %d partitions read from their start", len(uncommitted))
 
-    Consumer.perform_seek = perform_seek
-
-
-def _deliver_without_tasks_when_nothing_blocks() -> None:
-    """Faust's consumer hands every message to its streams with `wait_first(deliver(message),
-    suspend_flow.wait())`, which creates four tasks and an `asyncio.wait` per message so that a
-    rebalance can interrupt a delivery blocked on a full stream buffer. Almost every delivery
-    finishes without blocking, and those tasks were a quarter of a worker's time on one-event
-    messages. The delivery now runs in place first; only if it has to wait does the rest of it
-    (continued exactly where it stopped) go to `wait_first` with the other waits, as before."""
-    if not _once("eager_delivery"):
-        return
-    from faust.transport.consumer import Consumer
-    from mode.services import WaitResults
-
-    original = Consumer.wait_first
-
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """Faust's consumer hands every message to its streams with `wait_first(deliver(message),
+        suspend_flow.wait())`, which creates four tasks and an `asyncio.wait` per message so that a
+        rebalance can interrupt a delivery blocked on a full stream buffer. Almost every delivery
+        finishes without blocking, and those tasks were a quarter of a worker's time on one-event
+        messages. The delivery now runs in place first; only if it has to wait does the rest of it
+        (continued exactly where it stopped) go to `wait_first` with the other waits, as before."""
         first, others = coros[0], coros[1:]
-        # Private, patched in as a method (so no SLF001): mode's Service `_stopped` / `_crashed` events,
-        # checked in mode-streaming 0.7.1 (faust-streaming 0.15.3).
+        # `_stopped` / `_crashed`: mode's Service events (mode-streaming 0.7.1, faust-streaming 0.15.3).
         if (isinstance(first, Coroutine) and not self.suspend_flow.is_set() and not self._stopped.is_set()
                 and not self._crashed.is_set()):
             try:
@@ -168,9 +144,26 @@ def _deliver_without_tasks_when_nothing_blocks() -> None:
                 return await _continue(first, waiting_on)
 
             coros = (rest(), *others)
-        return await original(self, *coros, timeout=timeout)
+        return await super().wait_first(*coros, timeout=timeout)
 
-    Consumer.wait_first = wait_first
+
+class Producer(faust_aiokafka.Producer):
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id=transactional_id)
+        track_every_topic_sent_to(producer.client)
+        return producer
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with `Consumer` and `Producer` above."""
+
+    Consumer = Consumer
+    Producer = Producer
+
+
+# Faust's transport registry: a broker URL `chiso766://host:port` selects `Transport`. Registered when
+# this module is imported, which the app that names the scheme has to do to name it.
+TRANSPORTS[TRANSPORT] = f"{__name__}:Transport"
 
 
 @types.coroutine
@@ -196,17 +189,7 @@ def _continue(coroutine: Coroutine, waiting_on: Any) -> Generator[Any, Any, Any]
                 return finished.value
 
 
-def tracking_wait_on_metadata(original: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """aiokafka's `AIOKafkaClient._wait_on_metadata`, made to track every topic it is asked about."""
-
-    async def _wait_on_metadata(self, topic: str) -> Any:
-        self.add_topic(topic)  # public; a set lookup once the topic is tracked
-        return await original(self, topic)
-
-    return _wait_on_metadata
-
-
-def _track_every_topic_a_producer_sends_to() -> None:
+def track_every_topic_sent_to(client: Any) -> None:
     """A first worker on a fresh broker stuck for good: a changelog batch never delivered, no offset
     ever committed, the sender spinning at ~60 % CPU, SIGTERM hanging in the producer's flush.
 
@@ -221,15 +204,47 @@ def _track_every_topic_a_producer_sends_to() -> None:
     Faust's 20-minute request timeout, while the agent awaits that delivery. Seen here as a refresh
     asking only for `…-tallies-changelog` that dropped the state changelogs (1 fresh stack in 5);
     `tests/integration/test_worker_stops.py` queues a batch that way against a real broker. Every
-    topic a producer sends to is now tracked before its first batch is queued, so no refresh can
-    drop a topic with a batch waiting."""
-    if not _once("track_sent_topics"):
-        return
-    from aiokafka.client import AIOKafkaClient
-
+    topic `client` is asked to send to is now tracked before its first batch is queued, so no
+    refresh can drop a topic with a batch waiting."""
     # Private: the one path both `send` and `send_batch` take before queueing; checked in aiokafka 0.14.0.
-    original = AIOKafkaClient._wait_on_metadata  # noqa: SLF001 - see the docstring; aiokafka 0.14.0
-    AIOKafkaClient._wait_on_metadata = tracking_wait_on_metadata(original)  # noqa: SLF001 - as above
+    original = client._wait_on_metadata  # noqa: SLF001 - see the docstring; aiokafka 0.14.0
+
+    async def _wait_on_metadata(topic: str) -> Any:
+        client.add_topic(topic)  # public; a set lookup once the topic is tracked
+        return await original(topic)
+
+    client._wait_on_metadata = _wait_on_metadata  # noqa: SLF001 - as above
+
+
+# --- private internals other modules need, reached only here -------------------------------------
+
+
+def aiokafka_producer(app: Any) -> Any:
+    """The aiokafka producer under the app's Faust producer (the one Faust flushes before commits)."""
+    return app.producer._ensure_producer()  # noqa: SLF001 - Faust has no public accessor for its aiokafka producer; checked in faust-streaming 0.15.3
+
+
+@contextmanager
+def acting_for(event: Any) -> Iterator[None]:
+    """Table writes made outside Faust's per-event iteration, attributed to `event`'s partition.
+
+    Faust finds the partition of a write (the RocksDB store picks its per-partition database by it)
+    from the current event, which `take_events` batches do not set; the writes of a batch all belong
+    to one input partition, so any of its events stands in.
+    """
+    if event is None:
+        yield
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+async def refresh_metadata(consumer: Any) -> None:
+    """Fetch cluster metadata now, for a topic the aiokafka consumer is not subscribed to."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh for an unsubscribed topic; checked in aiokafka 0.14.0
 
 
 class QuietMonitor(Monitor):

@@ -37,7 +37,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from streams import commands, metrics
+from contracts import commands
+from contracts.messages import Command
+from streams import metrics
 from streams.config import Settings
 
 log = logging.getLogger("chiso766.worker")
@@ -144,13 +146,13 @@ class Heartbeat:
         """Write the status as it is once Redis answers; queue a rebuild when Redis is a new server.
         Never raises: a heartbeat that cannot be written is logged (and the worker carries on). A
         write that waited on a hung Redis may still land a little late: `at` says when it was judged."""
-        prefix, ttl = self.settings.redis_prefix, max(10, int(self.settings.tick_seconds * 3))
+        keys, ttl = self.settings.keys, max(10, int(self.settings.tick_seconds * 3))
         try:
             await self.watch_for_a_new_server()
             body = orjson.dumps(self.status())
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(f"{prefix}:worker", body, ex=ttl)
-            pipe.set(f"{prefix}:worker:{self.worker}", body, ex=ttl)
+            pipe.set(keys.worker, body, ex=ttl)
+            pipe.set(keys.worker_beat(self.worker), body, ex=ttl)
             await pipe.execute()
         except (RedisError, OSError) as error:
             log.warning("heartbeat not written: %r", error)
@@ -160,14 +162,13 @@ class Heartbeat:
         if run_id is None or run_id == self.run_id:
             return
         first_look, self.run_id = self.run_id is None, run_id
-        previous = await self.redis.set(f"{self.settings.redis_prefix}:redis-run", run_id, get=True)
+        previous = await self.redis.set(self.settings.keys.redis_run, run_id, get=True)
         previous = previous.decode() if isinstance(previous, bytes) else previous
         if previous == run_id:  # another worker saw this server first
             return
         if first_look and previous is None:
             return  # a namespace's first worker, or a Redis emptied while none ran: `project --rebuild`
-        await commands.request(self.redis, self.settings.redis_prefix, "rebuild",
-                               reason=f"redis restarted (run_id {run_id[:8]})")
+        await commands.queue(self.redis, self.settings.keys, Command(command="rebuild"))
         log.warning("Redis restarted (run_id %s, was %s): projection rebuild queued", run_id[:8],
                     (previous or "unknown")[:8])
 

@@ -20,17 +20,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
-import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from redis.exceptions import RedisError
 
+from contracts import messages
+from contracts.messages import CONTROL_HEADER, Control, all_sources
 from schemas import Rejection, decode
 from schemas import events as ev
 from scoring.engine import petition_link
 from scoring.lifecycle import epoch_seconds
-from streams.config import CATALOG_TOPIC, CONTROL_HEADER, DOSSIER_TOPIC, PETITION_TOPIC, Settings
+from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, Settings
 from streams.partitioning import ArrayGrouper, Outgoing
 from streams.topics import ensure_topics
 
@@ -56,11 +59,15 @@ class HistoryCount:
 
 
 def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCount,
-                     batch_events: int = BATCH_EVENTS, flush_every: int | None = None) -> Iterator[Outgoing | None]:
+                     batch_events: int = BATCH_EVENTS, flush_every: int | None = None,
+                     not_after: int | None = None) -> Iterator[Outgoing | None]:
     """The messages a history becomes, in order, each array as soon as it is full. With
     `flush_every`, all partly filled arrays go out every that many lines, followed by None (a
-    point where a paced publisher may wait). `count` is kept up to date as lines are read."""
+    point where a paced publisher may wait). `count` is kept up to date as lines are read. A line
+    that does not decode, or (given `not_after`) an event from the future, is sent as it is for the
+    worker to dead-letter, and does not count towards the closing watermark's time."""
     arrays = ArrayGrouper(partitions, batch_events)
+    future = datetime.fromtimestamp(not_after, UTC) if not_after is not None else None
 
     def add(topic: str, key: str, body: bytes) -> Iterator[Outgoing]:
         filled = arrays.add(topic, key, body)
@@ -76,7 +83,7 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
         if not line:
             continue
         event = decode(line)
-        if isinstance(event, Rejection):
+        if isinstance(event, Rejection) or (future is not None and ev.future_field(event, future) is not None):
             count.malformed += 1
             yield Outgoing(DOSSIER_TOPIC, count.lines % partitions, None, line)
             continue
@@ -109,20 +116,22 @@ async def _catalog_end(settings: Settings) -> int:
 
 
 async def _send_watermarks(producer: AIOKafkaProducer, settings: Settings, partitions: int, as_of: int,
-                           token: str, kind: str = "watermark", catalog_end: int | None = None) -> None:
+                           token: str, kind: Literal["watermark", "rebuild"] = "watermark",
+                           catalog_end: int | None = None) -> None:
     """Every input partition gets the control message; it names the catalogue's end offset (looked
     up unless given), so a worker folds the whole catalogue published so far before it closes."""
     await producer.flush()
     if catalog_end is None:
         catalog_end = await _catalog_end(settings)
-    watermark = orjson.dumps({"kind": kind, "as_of": as_of, "token": token, "catalog_end": catalog_end})
+    watermark = messages.encode(Control(kind=kind, as_of=as_of, token=token, catalog_end=catalog_end))
     for topic in (DOSSIER_TOPIC, PETITION_TOPIC):
         for partition in range(partitions):
             await producer.send(settings.topic(topic), watermark, partition=partition,
-                                headers=[(CONTROL_HEADER, b"watermark")])
+                                headers=[(CONTROL_HEADER, kind.encode())])
 
 
-async def send_watermarks(settings: Settings, as_of: int, kind: str = "watermark") -> Published:
+async def send_watermarks(settings: Settings, as_of: int,
+                          kind: Literal["watermark", "rebuild"] = "watermark") -> Published:
     """Close a replay published in parts: every source advances to `as_of` and reports the token.
     With kind "rebuild", every source re-sends all it knows, so the projection is rewritten whole."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
@@ -142,7 +151,8 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
     """Publish a history; with `rate`, at about that many events per second (a live feed)."""
     partitions = (await ensure_topics(settings))[settings.topic(DOSSIER_TOPIC)]
     count = HistoryCount()
-    messages = history_messages(lines, partitions, count, batch_events, flush_every=100 if rate else None)
+    messages = history_messages(lines, partitions, count, batch_events, flush_every=100 if rate else None,
+                                not_after=settings.not_after())
     started = time.monotonic()
     reported = 0
 
@@ -160,7 +170,7 @@ async def publish(settings: Settings, lines: Iterable[bytes], on_progress: Calla
 
 def sources(partitions: int) -> list[str]:
     """The input partitions a watermark must get through: `d0`… dossier, `p0`… petition partitions."""
-    return [f"{kind}{n}" for kind in ("d", "p") for n in range(partitions)]
+    return [str(source) for source in all_sources(partitions)]
 
 
 async def send_messages(settings: Settings, messages: Iterable[Outgoing | None], partitions: int,
@@ -203,7 +213,7 @@ async def send_messages(settings: Settings, messages: Iterable[Outgoing | None],
 async def finished(settings: Settings, published: Published) -> bool:
     client = aioredis.from_url(settings.redis_url)
     try:
-        done = await client.hlen(f"{settings.redis_prefix}:replay:{published.token}")
+        done = await client.hlen(settings.keys.replay(published.token))
         return done >= len(published.sources)
     finally:
         await client.aclose()
@@ -221,7 +231,7 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
     try:
         while True:
             try:
-                done = await client.hgetall(f"{settings.redis_prefix}:replay:{published.token}")
+                done = await client.hgetall(settings.keys.replay(published.token))
                 if outage:
                     log.warning("Redis answers again after %d failed polls", outage)
                 outage = 0
@@ -246,7 +256,7 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
 async def worker_running(settings: Settings) -> bool:
     client = aioredis.from_url(settings.redis_url)
     try:
-        return bool(await client.exists(f"{settings.redis_prefix}:worker"))
+        return bool(await client.exists(settings.keys.worker))
     finally:
         await client.aclose()
 
@@ -320,5 +330,7 @@ async def read_namespace(source: Settings, since_ms: int) -> list[bytes]:
 
 
 async def _partitions(consumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh for an unsubscribed topic; checked in aiokafka 0.14.0
+    from streams.faust_fixes import refresh_metadata  # the adapter of library internals (imports faust)
+
+    await refresh_metadata(consumer)
     return consumer.partitions_for_topic(topic) or set()

@@ -1,16 +1,20 @@
 """The worker's processing, free of Faust: one Engine per source partition, raw messages in,
 everything to write out (state, tallies, alerts, dossier lists, dead letters) as plain data.
 
-The Faust agents in `streams.app` only move bytes between Kafka, this class and Redis.
+`streams.core` drives one per source partition; `streams.app` performs what the core plans.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
 
+from contracts.messages import SourceId, SourceKind
 from schemas import Rejection, decode_message
 from schemas import events as ev
 from scoring.alerts import Alert, AlertPolicy
@@ -48,6 +52,17 @@ class RawMessage:
     topic: str
     partition: int
     offset: int
+    control: bool = False  # a watermark / rebuild message (`CONTROL_HEADER`), not events
+
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_RAW_BYTES = 64 * 1024  # the raw message kept in a dead-letter record, at most
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of an exception, as file:line — enough to find the bug, short enough to keep."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
 
 
 @dataclass
@@ -58,9 +73,16 @@ class DeadLetter:
     offset: int
 
     def as_json(self) -> dict:
-        return {"reason": self.rejection.reason, "detail": self.rejection.detail, "path": self.rejection.path,
-                "topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "raw": self.rejection.raw.decode("utf-8", "backslashreplace")}
+        """The record sent to the dead-letter topic: bounded, so a 15 MB message makes a small
+        record (its first bytes, its size and hash, and the source offset to find the original)."""
+        raw = self.rejection.raw
+        kept = raw[:DEAD_LETTER_RAW_BYTES]
+        letter = {"reason": self.rejection.reason, "detail": self.rejection.detail[:DEAD_LETTER_RAW_BYTES],
+                  "path": self.rejection.path, "topic": self.topic, "partition": self.partition,
+                  "offset": self.offset, "raw": kept.decode("utf-8", "backslashreplace")}
+        if len(kept) < len(raw):
+            letter.update(raw_truncated=True, raw_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
+        return letter
 
 
 @dataclass
@@ -78,7 +100,7 @@ class Listing:
 
 @dataclass
 class BatchResult:
-    source: str
+    source: SourceId
     as_of: int
     state_writes: dict[str, bytes] = field(default_factory=dict)
     tallies: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
@@ -110,12 +132,12 @@ def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) ->
 class SourceScorer:
     """One source partition (`d3` = dossier-events partition 3, `p1` = petition-events partition 1)."""
 
-    def __init__(self, source: str, partitions: int, ruleset: Ruleset, calendar: WorkingCalendar,
+    def __init__(self, source: SourceId, partitions: int, ruleset: Ruleset, calendar: WorkingCalendar,
                  directory: Directory, policy: AlertPolicy, approaching_minutes: int):
         self.source, self.partitions = source, partitions
-        self.partition = int(source[1:])
-        self.engine = Engine(ruleset, calendar, directory, alert_policy=policy,
-                             link_petitions=source.startswith("d"))
+        self.partition = source.partition
+        self.dossiers = source.kind is SourceKind.DOSSIER  # else petitions
+        self.engine = Engine(ruleset, calendar, directory, alert_policy=policy, link_petitions=self.dossiers)
         self.approaching_minutes = approaching_minutes
         self._listed: dict[str, Listing] = {}  # as last written to Redis: unchanged ones are skipped
 
@@ -127,7 +149,7 @@ class SourceScorer:
         for key, value in stored:
             if partition_for(key, self.partitions) != self.partition:
                 continue
-            if self.source.startswith("d"):
+            if self.dossiers:
                 dossiers.append(decode_dossier(value))
             else:
                 petitions.append(decode_petition(value))
@@ -163,7 +185,7 @@ class SourceScorer:
     def _misrouted(self, event: ev.EventBase, key: str, homes: dict[str, bool]) -> bool:
         """A batched message may mix entities of several partitions; each must be folded where its
         state lives, so events of another partition are sent on, keyed by their entity."""
-        if self.source.startswith("d"):
+        if self.dossiers:
             if not isinstance(event, ev.DossierEvent):
                 return True
             known = self.engine.dossiers
@@ -185,10 +207,31 @@ class SourceScorer:
         dated after `not_after` (the wall clock plus a tolerance) are dead letters (`future_time`)."""
         result = BatchResult(self.source, as_of or 0)
         events = list(self.decode(messages, result, not_after))
-        changed = self.engine.apply_batch(events, as_of)
+        try:
+            changed = self.engine.apply_batch(events, as_of)
+        except Exception:  # one poison event must stop neither the partition nor its batch
+            changed = self._isolated(events, as_of, result)
         result.as_of = self.engine.as_of or 0
         self._collect(changed, result)
         return result
+
+    def _isolated(self, events: list[ev.EventBase], as_of: int | None, result: BatchResult) -> set[TallyPair]:
+        """After a batch raised: recount the tallies from the states (the failed batch may have left
+        them half-updated), then fold the events one at a time; one that raises again is a dead letter
+        with the exception's summary, and the rest of the batch counts."""
+        engine = self.engine
+        changed = engine.recount(engine.as_of or 0)
+        for event in events:
+            try:
+                changed |= engine.apply_batch([event], as_of)
+            except Exception as error:  # see process()
+                log.warning("event %s of %s could not be processed: %r", event.event_id, self.source, error)
+                summary = "".join(traceback.format_exception_only(error)).strip()[:500]
+                rejection = Rejection("processing_error", f"{summary} (at {_where(error)})", None, ev.encode(event))
+                result.dead_letters.append(DeadLetter(rejection, "", self.partition, -1))
+                result.events -= 1
+                changed |= engine.recount(engine.as_of or 0)
+        return changed
 
     def _collect(self, changed: set[TallyPair], result: BatchResult) -> None:
         engine = self.engine
@@ -216,7 +259,7 @@ class SourceScorer:
         if outcome is Outcome.OVERDUE:
             kind = "overdue"
         elif outcome is Outcome.IN_PROGRESS and due is not None and context.calendar.working_minutes_between(
-                as_of, due, context.directory.hours(state.unit)) <= self.approaching_minutes:
+                as_of, due, context.directory.hours(state.unit), self.approaching_minutes) <= self.approaching_minutes:
             kind = "approaching"
         elif outcome is Outcome.IN_PROGRESS:
             kind = "open"

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from streams import faust_fixes
+from streams import faust_fixes  # noqa: F401 - its version guard runs before faust is imported
 from streams.config import DOSSIER_TOPIC, Settings
 from streams.topics import ensure_topics, settings_replication
 
@@ -33,7 +33,6 @@ def run_worker(settings: Settings, loglevel: str = os.environ.get("CHISO766_LOGL
         start_http_server(settings.metrics_port, addr=os.environ.get("CHISO766_METRICS_HOST", "127.0.0.1"))
     import faust
 
-    faust_fixes.apply_all()
     # Millions of long-lived state objects make a full collection take a second or more, which
     # stalls the stream; they hold no reference cycles, so collect far less often.
     gc.set_threshold(200_000, 100, 1000)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from cli.resources import load_calendar, load_ruleset
 from scoring.calendar import WorkingCalendar
 from scoring.ruleset import Ruleset
+from support.resources import load_calendar, load_ruleset
 
 
 @pytest.fixture(scope="session")

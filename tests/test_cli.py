@@ -290,3 +290,27 @@ def test_check_namespace_with_redis_unreachable_is_one_clear_line(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == ["error: cannot reach Redis at 127.0.0.1:1 (is it running?)"]
     assert "secret" not in result.output
+
+
+def test_data_that_looks_like_markup_or_a_formula_is_printed_and_exported_as_text(tmp_path):
+    from openpyxl import load_workbook
+
+    lines = [{"event_type": "unit.upserted", "event_id": "u", "occurred_at": "2026-01-01T00:00:00+07:00",
+              "unit_code": "H15", "name": '=HYPERLINK("http://evil.example/","[/] click")', "level": "province"},
+             {"event_type": "dossier.received", "event_id": "r", "occurred_at": "2026-03-02T09:00:00+07:00",
+              "dossier_code": "=1+1", "unit_code": "H15", "procedure_code": "P", "channel": 1,
+              "received_at": "2026-03-02T09:00:00+07:00"},
+             {"event_type": "[/]"}, {"event_type": "dossier.status_changed", "event_id": "c", "status": 9,
+                                     "occurred_at": "2026-03-03T09:00:00+07:00", "dossier_code": "Z\u0001"}]
+    history = tmp_path / "odd.jsonl"
+    history.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    assert invoke("score", str(history), "--period", "year:2026").exit_code == 0
+    assert invoke("check", str(history), "--period", "year:2026").exit_code == 0
+    xlsx, csv_file = tmp_path / "c.xlsx", tmp_path / "c.csv"
+    for output, path in (("xlsx", xlsx), ("csv", csv_file)):
+        result = invoke("check", str(history), "--period", "year:2026", "--format", output, "--out", str(path))
+        assert result.exit_code == 0, result.output
+    cells = [cell for sheet in load_workbook(xlsx) for row in sheet.iter_rows() for cell in row]
+    assert not [cell.value for cell in cells if cell.data_type == "f"], "no cell is a formula"
+    assert any(cell.value == "=1+1" for cell in cells), "the dossier code is there, as text"
+    assert "'=HYPERLINK" in csv_file.read_text(encoding="utf-8-sig")

@@ -135,3 +135,12 @@ def test_the_parser_sees_a_root_image_and_a_missing_data_directory():
         test_dependencies_come_from_the_lock_with_hashes(
             instructions("COPY requirements.lock ./\nRUN pip install --require-hashes -r requirements.lock\n"
                          "RUN pip install '.[stream,api]'\n"))
+
+
+def test_the_image_copies_every_package_the_project_installs():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    copied = {arguments.split()[0] for keyword, arguments in instructions((ROOT / "Dockerfile").read_text())
+              if keyword == "COPY"}
+    assert {package.split(".")[0] for package in packages} <= copied

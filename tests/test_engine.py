@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from cli.simulate import Simulator
 from schemas import decode
 from schemas import events as ev
 from scoring.engine import Engine
+from support.simulate import Simulator
 from tests.builders import received, status, ts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import msgspec
 import orjson
 import pytest
 
@@ -313,3 +314,96 @@ def test_orphan_dossiers_and_petitions_are_listed_unattributed(ruleset, calendar
     [check] = check_units(engine.dossiers.values(), [], period, ts("2026-09-30 23:00"), engine.context, units,
                           engine.petitions.values())
     assert check.code == "(unattributed)" and check.problems["never_received"].dossiers == ["ORPHAN", "PX"]
+
+
+def test_an_array_of_many_bad_elements_is_one_summarised_rejection_beside_its_valid_events():
+    good = raw(event_type="dossier.status_changed", status=4)
+    items = decode_message(b"[" + b",".join([b"{}"] * 200_000 + [good]) + b"]")
+    assert [type(item).__name__ for item in items] == ["DossierStatusChanged", "Rejection"]
+    assert items[1].reason == "bad_array"  # type: ignore[union-attr]
+    assert "200,000 of 200,001 elements refused (missing_event_type 200,000)" in items[1].detail  # type: ignore[union-attr]
+
+
+def test_a_one_minute_working_window_and_the_longest_limit_take_no_time_to_compute(calendar):
+    from scoring.calendar import WorkingHours, local
+
+    tiny = WorkingHours(((8 * 60, 8 * 60 + 1),))
+    due = calendar.due_at(ts("2026-09-01 08:00"), 20_000, "hours", tiny)  # 1.2 million working days
+    assert local(due).year > 6000  # computed in closed form past 2100, not walked day by day
+    assert calendar.working_minutes_between(ts("2026-09-01 08:00"), due, tiny, at_most=900) > 900
+
+
+def test_two_different_records_under_one_event_id_resolve_the_same_in_any_order(ruleset, calendar):
+    first = received("DUP", "2026-09-01 09:00", "2026-09-08 17:00", unit="H15.01")
+    second = msgspec.structs.replace(first, unit_code="H15.02")
+    one, other = state_of(first, second), state_of(second, first)
+    assert one.unit == other.unit and one.received == other.received
+    unit_a = msgspec.structs.replace(REGISTRY[1], parent="H15.02")
+    parents = set()
+    for order in ((REGISTRY[1], unit_a), (unit_a, REGISTRY[1])):
+        engine = Engine(ruleset, calendar)
+        engine.load(order)
+        parents.add(engine.directory.units["H15.01"].parent)
+    assert len(parents) == 1
+
+
+def test_a_processing_status_between_two_ends_is_reported(ruleset):
+    events = [received("R5", "2026-10-01 09:00", "2026-10-10 17:00"), status("R5", "2026-10-06 09:00", 9),
+              status("R5", "2026-10-07 09:00", 4), status("R5", "2026-10-08 09:00", 10)]
+    assert transition_problems(state_of(*events)) == ("status_after_end",)
+    after_end = [received("R6", "2026-10-01 09:00", "2026-10-10 17:00"), status("R6", "2026-10-06 09:00", 9),
+                 supplement_requested("R6", "2026-10-07 09:00"), status("R6", "2026-10-08 09:00", 10)]
+    assert transition_problems(state_of(*after_end)) == ("status_after_end",)
+
+
+def test_an_end_dated_before_the_receipt_is_reported(ruleset):
+    events = [received("R7", "2026-10-05 09:00", "2026-10-10 17:00"), status("R7", "2026-10-01 09:00", 9)]
+    assert transition_problems(state_of(*events)) == ("ended_before_receipt",)
+
+
+@pytest.mark.parametrize("orphan", [
+    ev.DossierRated(event_id="o1", occurred_at=when("2026-09-05 09:00"), dossier_code="O", rating="satisfied"),
+    supplement_received("O", "2026-09-05 09:00"),
+    ev.DueReappointed(event_id="o3", occurred_at=when("2026-09-05 09:00"), dossier_code="O",
+                      new_due_at=when("2026-09-20 17:00")),
+])
+def test_any_fact_of_a_dossier_never_received_is_reported(orphan):
+    assert transition_problems(state_of(orphan)) == ("never_received",)
+
+
+def test_re_appointments_without_a_due_date_are_still_checked(ruleset, calendar):
+    state = state_of(received("AP3", "2026-09-01 09:00", None, limit=(5, "working_days")),
+                     _reappointed("AP3", "2026-09-08 09:00", "2026-09-15 17:00", None),
+                     _reappointed("AP3", "2026-09-14 09:00", "2026-09-20 17:00", None))
+    found = dossier_findings(state, engine_with(ruleset, calendar, []).directory, calendar)
+    assert "reappointed_twice" in found and "apology_late" in found
+
+
+def test_4_2_asks_for_a_digitised_result_exactly_when_4_1_asks_for_an_electronic_one(ruleset, calendar):
+    catalogue = [procedure("DOC", ["H15.01"])]
+    events = [*catalogue, received("K1", "2026-09-01 09:00", "2026-09-08 17:00", procedure="DOC"),
+              ev.DigitisationRecorded(event_id="k", occurred_at=when("2026-09-01 10:00"), dossier_code="K1",
+                                      components_digitised=True),
+              status("K1", "2026-09-03 09:00", 10)]
+    counts = units_of(ruleset, calendar, events)["H15.01"].counts
+    assert counts["ORIGINAL_RESULT_AVAILABLE"] == (0, 1)
+    assert counts["SO_HOA_GIAY_TO_GIAI_QUYET"] == (0, 1), "completed with no digitised result"
+
+
+def test_a_flood_of_one_dossiers_events_keeps_the_earliest_and_costs_no_quadratic_time(ruleset):
+    from scoring.lifecycle import MAX_TIMES
+
+    base = received("FL", "2026-09-01 09:00", "2026-09-30 17:00")
+    requests = [supplement_requested("FL", f"2026-09-02 {hour:02d}:{minute:02d}") for hour in range(8, 18)
+                for minute in range(60)]
+    forward, backward = state_of(base, *requests), state_of(base, *reversed(requests))
+    assert forward.supplement_requests == backward.supplement_requests
+    assert len(forward.supplement_requests) == MAX_TIMES and forward.supplement_requests[0] == ts("2026-09-02 08:00")
+
+
+def test_an_online_payment_of_nothing_is_no_online_payment(ruleset, calendar):
+    catalogue = [procedure("FEE", ["H15.01"], fee=True)]
+    events = [*catalogue, received("Z1", "2026-09-01 09:00", "2026-09-08 17:00", procedure="FEE"),
+              ev.PaymentMade(event_id="z", occurred_at=when("2026-09-02 09:00"), dossier_code="Z1", amount=0,
+                             online=True)]
+    assert units_of(ruleset, calendar, events)["H15.01"].counts["PAY_FORMALITY_WITH_ONLINE_TX"] == (0, 1)

@@ -126,6 +126,6 @@ def test_score_finishes_on_a_file_mixing_generated_events_with_good_lines(tmp_pa
     history = tmp_path / "mixed.jsonl"
     history.write_bytes(b"\n".join(orjson.dumps(body) for body in [good[0], *bodies, good[1]]) + b"\n")
     result = CliRunner().invoke(app, ["score", str(history), "--period", "year:2026", "--json",
-                                      "--now", "2101-01-01T00:00:00+00:00"])
+                                      "--now", "2100-12-31T23:59:00+00:00"])
     assert result.exit_code == 0, result.output
     assert result.exception is None

@@ -8,8 +8,8 @@ from fractions import Fraction
 import orjson
 import pytest
 
-from cli.resources import read_json
 from scoring.ruleset import RulesetError, parse_ruleset, round2
+from support.resources import read_json
 
 
 def group_of(ruleset, counts, group):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from contracts.messages import SourceId
 from schemas import decode_message
 from schemas import events as ev
 from scoring.alerts import AlertPolicy
@@ -39,7 +40,7 @@ def test_a_partition_folds_its_own_dossiers_and_sends_every_other_event_to_its_t
     message = array(received(own, "2026-09-01 09:00", "2026-09-05 17:00"),
                     received(other, "2026-09-01 09:05", "2026-09-05 17:00"), petition, catalogue,
                     received(third, "2026-09-01 09:10", "2026-09-05 17:00"))
-    scorer = SourceScorer("d0", PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    scorer = SourceScorer(SourceId.parse("d0"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
 
     result = scorer.process([RawMessage(own.encode(), message, "ns.dossier-events", 0, 7)], None)
 
@@ -85,7 +86,7 @@ def test_a_worker_partition_refuses_events_from_the_future_and_keeps_the_rest(ru
     typo = ev.DossierStatusChanged(event_id="typo", occurred_at=when("2099-09-03 09:00"), dossier_code=typo_code,
                                    status=9)
     message = array(received(own, "2026-09-01 09:00", "2026-09-05 17:00"), typo)
-    scorer = SourceScorer("d1", PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    scorer = SourceScorer(SourceId.parse("d1"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
 
     result = scorer.process([RawMessage(own.encode(), message, "ns.dossier-events", 1, 3)], None,
                             not_after=int(when("2026-09-02 09:00").timestamp()))
@@ -94,3 +95,52 @@ def test_a_worker_partition_refuses_events_from_the_future_and_keeps_the_rest(ru
     [letter] = result.dead_letters
     assert letter.rejection.reason == "future_time" and (letter.partition, letter.offset) == (1, 3)
     assert result.as_of == int(when("2026-09-01 09:00").timestamp()), "the partition's clock did not jump to 2099"
+
+
+def test_an_event_that_raises_is_a_dead_letter_and_the_rest_of_its_batch_counts(ruleset, calendar, monkeypatch):
+    from scoring import lifecycle
+
+    taken: set[str] = set()
+    good, poison = code_in(2, taken), code_in(2, taken)
+    reducer = lifecycle.REDUCERS[ev.DossierReceived]
+
+    def explode_on_poison(state, event, at):
+        if event.dossier_code == poison:
+            raise RuntimeError("a bug this event found")
+        reducer(state, event, at)
+
+    monkeypatch.setitem(lifecycle.REDUCERS, ev.DossierReceived, explode_on_poison)
+    message = array(received(good, "2026-09-01 09:00", "2026-09-05 17:00"),
+                    received(poison, "2026-09-01 09:05", "2026-09-05 17:00"))
+    scorer = SourceScorer(SourceId.parse("d2"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    result = scorer.process([RawMessage(good.encode(), message, "ns.dossier-events", 2, 5)], None)
+
+    [letter] = result.dead_letters
+    assert letter.rejection.reason == "processing_error" and "a bug this event found" in letter.rejection.detail
+    assert result.events == 1
+    clean = SourceScorer(SourceId.parse("d2"), PARTITIONS, ruleset, calendar, Directory(), AlertPolicy(), 900)
+    clean.process([RawMessage(good.encode(), array(received(good, "2026-09-01 09:00", "2026-09-05 17:00")),
+                              "ns.dossier-events", 2, 5)], None)
+    assert scorer.engine.pairs == clean.engine.pairs, "the tallies are those of the good event alone"
+
+
+def test_a_dead_letter_record_is_bounded_and_points_at_its_original():
+    from schemas import Rejection
+    from streams.scorer import DEAD_LETTER_RAW_BYTES, DeadLetter
+
+    huge = b"x" * (15 * 1024 * 1024)
+    letter = DeadLetter(Rejection("oversized", "too big", None, huge), "ns.dossier-events", 3, 42).as_json()
+    assert len(letter["raw"]) == DEAD_LETTER_RAW_BYTES and letter["raw_bytes"] == len(huge)
+    assert letter["raw_truncated"] and len(letter["raw_sha256"]) == 64
+    assert (letter["partition"], letter["offset"]) == (3, 42)
+
+
+def test_a_tally_book_skips_and_reports_a_key_it_cannot_read(ruleset, calendar):
+    from streams.tally_book import TallyBook
+
+    book = TallyBook(ruleset, calendar, Directory())
+    good = b'{"version": 1, "counters": {"received": 2}, "seq": [1, 1]}'
+    book.load([("d0\x1fH15\x1fyear:2026", good), ("d0\x1fH15\x1fx\x1fyear:2026", good),
+               ("d1\x1fH15\x1fyear:2026", b"{")])
+    assert book.unreadable == ["d0\x1fH15\x1fx\x1fyear:2026", "d1\x1fH15\x1fyear:2026"]
+    assert book.owners("year:2026") == {"H15": {"received": 2}}

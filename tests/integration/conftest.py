@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cli import stack
-from cli.simulate import Simulator
 from streams.config import Settings
+from support import stack
+from support.simulate import Simulator
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from bench import chaos as cases
+from contracts.keys import RedisKeys
 from streams import replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -113,7 +114,7 @@ def test_a_replay_watermark_and_a_rebuild_in_one_batch_both_report(chaos):
 
 
 def test_the_heartbeat_says_stalled_while_redis_hangs_and_advancing_after(chaos):
-    from cli.stack import free_port
+    from support.stack import free_port
 
     namespace = cases.namespace("heartbeat")
     first, second = chaos.halves()
@@ -138,7 +139,7 @@ def test_the_heartbeat_says_stalled_while_redis_hangs_and_advancing_after(chaos)
     client = chaos.cluster.redis()
 
     def says_advancing() -> bool:
-        beat = orjson.loads(client.get(f"{namespace}:worker") or b"{}")
+        beat = orjson.loads(client.get(RedisKeys(namespace).worker) or b"{}")
         return beat.get("at", 0) > resumed and beat.get("state") == "advancing" and beat.get("advancing") is True
 
     chaos.wait_for("the heartbeat says advancing again", says_advancing, timeout=120)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_time_alone_turns_a_live_dossier_overdue_and_metrics_are_served(local_stack, tmp_path):
-    from cli.stack import free_port
+    from support.stack import free_port
 
     settings = settings_for(local_stack, "live")
     client = redis.Redis.from_url(local_stack.redis_url)

@@ -77,6 +77,13 @@ def test_malformed_messages_go_to_dead_letter_and_nothing_valid_is_lost(local_st
     bad_kinds = [b"{not json", b'{"event_type": "dossier.teleported", "event_id": "x"}', b"\xff\xfe\xfd",
                  b'{"event_type": "dossier.status_changed", "event_id": "s", "dossier_code": "D",'
                  b' "occurred_at": "2026-02-30T09:00:00+07:00", "status": 9}', b"[1]"]
+    # Schema-valid but refused: a typo dated 2099 for a real dossier (it must not move any clock) and
+    # a code holding the officer-owner separator.
+    real = next(orjson.loads(line)["dossier_code"] for line in lines if b'"dossier.received"' in line)
+    bad_kinds += [orjson.dumps({"event_type": "dossier.status_changed", "event_id": "typo", "dossier_code": real,
+                                "occurred_at": "2099-01-01T09:00:00+07:00", "status": 9}),
+                  orjson.dumps({"event_type": "dossier.status_changed", "event_id": "sep", "dossier_code": real,
+                                "occurred_at": "2026-03-02T09:00:00+07:00", "status": 4, "officer_id": "A|B"})]
     mixed = list(lines)
     for number in range(1000):
         mixed.insert(rng.randrange(len(mixed)), bad_kinds[number % len(bad_kinds)])
@@ -89,7 +96,8 @@ def test_malformed_messages_go_to_dead_letter_and_nothing_valid_is_lost(local_st
     letters = asyncio.run(read_topic(local_stack.bootstrap, "mixed.dead-letter", 1000))
     assert len(letters) == 1000
     reasons = {letter["reason"] for letter in letters}
-    assert {"not_json", "unknown_event_type", "not_utf8", "impossible_timestamp", "wrong_type"} <= reasons
+    assert {"not_json", "unknown_event_type", "not_utf8", "impossible_timestamp", "wrong_type", "future_time",
+            "unusable_code"} <= reasons
     assert all({"raw", "topic", "partition", "offset", "detail"} <= set(letter) for letter in letters)
     # The same counts in Redis, all time and by the month / quarter / year they were processed in
     # (a run that crossed midnight at a month's end splits them between two months: summed per kind).

@@ -17,8 +17,8 @@ import orjson
 import pytest
 import redis
 
-from cli.stack import free_port
 from streams import replay
+from support.stack import free_port
 from tests.integration.conftest import WorkerProcess, chiso766, settings_for
 from tests.integration.test_pipeline import stream_report
 
