@@ -126,7 +126,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     @app.get("/api/health", summary="Liveness: Redis reachable, a worker heartbeat")
     async def health() -> dict:
         await client.ping()
-        return {"status": "ok", "namespace": config.namespace, "worker": await projection.worker_mode()}
+        beat = await projection.worker_heartbeat()
+        return {"status": "ok", "namespace": config.namespace, "worker": beat["mode"] if beat else None,
+                "worker_state": beat.get("state") if beat else None}
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -247,9 +247,17 @@ class ProjectionReader:
                 break
         return found
 
+    async def worker_heartbeat(self) -> dict | None:
+        """The latest worker heartbeat: JSON with `mode`, `state` (advancing, idle, stalled) and
+        progress (streams/heartbeat.py); a plain mode string from workers before those."""
+        raw = await self.client.get(self.keys.worker)
+        if raw is None:
+            return None
+        return orjson.loads(raw) if raw[:1] == b"{" else {"mode": raw.decode(), "state": None}
+
     async def worker_mode(self) -> str | None:
-        mode = await self.client.get(self.keys.worker)
-        return mode.decode() if mode else None
+        beat = await self.worker_heartbeat()
+        return beat["mode"] if beat else None
 
     def current_month(self, as_of: str) -> Period:
         return parse_period(f"month:{as_of[:7]}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from contextlib import nullcontext as _nullcontext
 from pathlib import Path
@@ -24,10 +23,16 @@ StackName = Annotated[str, typer.Option("--name", help="Stack name (one director
 
 
 @stack_app.command("up")
-def stack_up(name: StackName = "default") -> None:
-    """Fetch Kafka if needed, start the broker and redis-server, print where they listen."""
+def stack_up(
+    name: StackName = "default",
+    brokers: Annotated[int, typer.Option("--brokers", help="Kafka nodes: 1, or 3 (a KRaft quorum; topics "
+                                                           "with 3 copies, min.insync.replicas 2).")] = 1,
+    persist_redis: Annotated[bool, typer.Option("--persist-redis", help="Redis keeps an append-only file "
+                                                "(fsynced), so a restarted server has its data.")] = False,
+) -> None:
+    """Fetch Kafka if needed, start the broker(s) and redis-server, print where they listen."""
     try:
-        info = local_stack.up(name)
+        info = local_stack.up(name, brokers, persist_redis)
     except local_stack.StackError as error:
         fail(str(error))
     print(f"bootstrap={info.bootstrap}")
@@ -38,6 +43,35 @@ def stack_up(name: StackName = "default") -> None:
 def stack_down(name: StackName = "default") -> None:
     """Stop the stack's processes and remove its data."""
     err.print("stopped" if local_stack.down(name) else "nothing was running")
+
+
+Node = Annotated[str, typer.Option("--node", help="redis, or kafka-N for broker N.")]
+
+
+@stack_app.command("kill")
+def stack_kill(node: Node, name: StackName = "default",
+               sig: Annotated[str, typer.Option("--signal", help="KILL (a crash), TERM, STOP or CONT.")] = "KILL",
+               ) -> None:
+    """Send a signal to one node of the stack (fault testing): SIGKILL by default."""
+    sig = sig.upper().removeprefix("SIG")
+    if sig not in ("KILL", "TERM", "STOP", "CONT"):
+        fail("--signal is KILL, TERM, STOP or CONT")
+    try:
+        pid = local_stack.kill_node(name, node, getattr(signal, f"SIG{sig}"))
+    except local_stack.StackError as error:
+        fail(str(error))
+    err.print(f"{node} (pid {pid}): SIG{sig}")
+
+
+@stack_app.command("start")
+def stack_start(node: Node, name: StackName = "default",
+                wipe: Annotated[bool, typer.Option("--wipe", help="Start it without its data.")] = False) -> None:
+    """Start a killed node again on its ports (with its data unless --wipe); waits until the stack answers."""
+    try:
+        pid = local_stack.start_node(name, node, wipe)
+    except local_stack.StackError as error:
+        fail(str(error))
+    err.print(f"{node} started (pid {pid})" + (" without its data" if wipe else ""))
 
 
 @stack_app.command("status")
@@ -76,6 +110,18 @@ def worker(
                          store=store))
 
 
+def _worker_running(settings) -> bool:
+    """Whether a worker's heartbeat is in Redis; an unreachable Redis is one line, not a traceback."""
+    from redis.exceptions import RedisError
+
+    from streams import replay as replaying
+
+    try:
+        return asyncio.run(replaying.worker_running(settings))
+    except (RedisError, OSError) as error:
+        fail(f"Redis at {settings.redis_url} is unreachable: {error}")
+
+
 def replay(
     history: Annotated[str | None, typer.Argument(help="History (.jsonl or .jsonl.gz) or - for stdin.")] = None,
     namespace: Namespace = "replay",
@@ -105,7 +151,7 @@ def replay(
         err.print(f"read {len(lines_from_topics):,} events of {source_namespace} since {from_timestamp}")
     started = None
     log_path = None
-    if wait and not asyncio.run(replaying.worker_running(settings)):
+    if wait and not _worker_running(settings):
         log_path = Path(settings.data_dir) / f"{namespace}-worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = replaying.start_worker(settings, "replay", str(log_path))
@@ -129,8 +175,7 @@ def replay(
                 err.print("all sources scored")
     finally:
         if started is not None:
-            os.killpg(started.pid, signal.SIGTERM)
-            started.wait(timeout=60)
+            replaying.stop_worker(started)
 
 
 def scores(
@@ -182,7 +227,7 @@ def project(
     if not rebuild:
         fail("nothing to do: pass --rebuild")
     settings = _settings(namespace, 4)
-    if not asyncio.run(replaying.worker_running(settings)):
+    if not _worker_running(settings):
         fail(f"no worker serves namespace {namespace}: start `chiso766 worker --namespace {namespace}`")
 
     async def run() -> None:

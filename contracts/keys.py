@@ -97,7 +97,17 @@ class RedisKeys:
 
     @property
     def worker(self) -> str:
+        """The latest heartbeat of any of the namespace's workers (JSON, streams/heartbeat.py)."""
         return self._key("worker")
+
+    def worker_beat(self, worker_id: str) -> str:
+        """One worker's own heartbeat."""
+        return self._key("worker", worker_id)
+
+    @property
+    def redis_run(self) -> str:
+        """The Redis `run_id` the workers last saw: a new one means a restarted server."""
+        return self._key("redis-run")
 
     @property
     def commands(self) -> str:
@@ -147,7 +157,8 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec(("PREFIX:keys:PERIOD",), "set", lambda k: (k.period_keys("PERIOD"),)),
     KeySpec(("PREFIX:sources", "PREFIX:clock"), "hash", lambda k: (k.sources, k.clock)),
     KeySpec(("PREFIX:replay:TOKEN",), "hash", lambda k: (k.replay("TOKEN"),)),
-    KeySpec(("PREFIX:worker",), "string", lambda k: (k.worker,)),
+    KeySpec(("PREFIX:worker", "PREFIX:worker:ID"), "string", lambda k: (k.worker, k.worker_beat("ID"))),
+    KeySpec(("PREFIX:redis-run",), "string", lambda k: (k.redis_run,)),
     KeySpec(("PREFIX:rejected", "PREFIX:rejected:PERIOD"), "hash", lambda k: (k.rejected, k.rejected_in("PERIOD"))),
 )
 

@@ -18,7 +18,6 @@ import os
 import time
 
 import faust
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import messages
@@ -32,7 +31,9 @@ from streams.changelog import TableWriter, delivered
 from streams.config import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TALLY_TOPIC, Settings
 from streams.core import Batch, ProjectorCore, SourcePlan, WorkerCore
 from streams.faust_fixes import FETCH_MAX_WAIT_MS, TRANSPORT, QuietMonitor
+from streams.heartbeat import Heartbeat
 from streams.projection_writer import queue_alerts, queue_listings, queue_rejections, write_scores
+from streams.resilience import redis_client
 from streams.scorer import RawMessage
 from streams.tally_book import TallyBook
 from support.resources import load_calendar, load_ruleset
@@ -50,6 +51,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0, producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024, stream_buffer_maxsize=20000, table_standby_replicas=0,
         key_serializer="raw", value_serializer="raw", monitor=QuietMonitor(),
+        topic_replication_factor=settings.replication or 1,
     )
     worker = Worker(app, settings)
 
@@ -105,7 +107,7 @@ class Worker:
         self.core = WorkerCore(settings.partitions, settings.mode, ruleset, calendar, self.directory, AlertPolicy())
         self.projector = ProjectorCore(TallyBook(ruleset, calendar, self.directory), settings.score_every)
         self.ruleset = ruleset
-        self.redis = aioredis.from_url(settings.redis_url)
+        self.redis = redis_client(settings.redis_url)  # waits out a Redis outage
         self.keys = settings.keys
         self.catalog_ready = asyncio.Event()
         self.scoring = asyncio.Lock()
@@ -132,6 +134,7 @@ class Worker:
         self.tally_table = app.Table("tallies", key_type=bytes, value_type=bytes, partitions=1, use_partitioner=True)
         self.writers = {kind: TableWriter(app, table, f"{kind}-state") for kind, table in self.tables.items()}
         self.tally_writer = TableWriter(app, self.tally_table, "tallies")
+        self.beat = Heartbeat(settings, self.redis, lambda tp: self.app.consumer.highwater(tp))
 
     # --- the catalogue ---------------------------------------------------------------------------
 
@@ -179,6 +182,10 @@ class Worker:
     # --- input batches ---------------------------------------------------------------------------
 
     async def handle(self, kind: SourceKind, events: list[faust.EventT]) -> None:
+        with self.beat.batch(str(kind), events):
+            await self._handle(kind, events)
+
+    async def _handle(self, kind: SourceKind, events: list[faust.EventT]) -> None:
         started = time.perf_counter()
         await self.catalog_ready.wait()
         batch = self.core.split(kind, (RawMessage(
@@ -234,8 +241,8 @@ class Worker:
             queue_rejections(pipe, self.keys, plan.rejected, self.settings.now())
         replies = await pipe.execute()
         metrics.ALERTS.inc(sum(int(sent) for sent in replies[listing_calls:listing_calls + alert_calls]))
-        if plan.tally is not None:
-            await self.tally_topic.send(key=plan.tally.source.encode(), value=messages.encode(plan.tally))
+        for tally in ([plan.tally] if plan.tally is not None else []) + plan.closes:
+            await self.tally_topic.send(key=tally.source.encode(), value=messages.encode(tally))
         await delivered(deliveries)
 
     def _record_lag(self, kind: SourceKind, events: list[faust.EventT]) -> None:
@@ -253,7 +260,7 @@ class Worker:
     # --- the clock -------------------------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        await self.redis.set(self.keys.worker, self.settings.mode, ex=max(10, int(self.settings.tick_seconds * 3)))
+        await self.beat.beat()
 
     async def tick(self) -> None:
         await self.heartbeat()
@@ -265,6 +272,10 @@ class Worker:
     # --- the projector ---------------------------------------------------------------------------
 
     async def project(self, events: list[faust.EventT]) -> None:
+        with self.beat.batch("project", events):
+            await self._project(events)
+
+    async def _project(self, events: list[faust.EventT]) -> None:
         started = time.perf_counter()
         await self.catalog_ready.wait()
         if not self.projector.loaded:

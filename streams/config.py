@@ -19,6 +19,8 @@ class Settings:
     redis_url: str
     namespace: str = "chiso766"
     partitions: int = 4
+    # Copies of each topic; None: from the cluster's size (`streams.topics.replication_for`).
+    replication: int | None = None
     mode: Literal["live", "replay"] = "live"
     store: str = "memory://"  # or rocksdb:// (rocksdict): tables survive a restart on local disk
     batch_max: int = 5000

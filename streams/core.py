@@ -48,7 +48,7 @@ class SourcePlan:
     2. `dead_letters` to the dead-letter topic, then `reroutes` to their topics and partitions;
     3. one Redis pipeline: `listings`, `alerts`, the source's clock (`as_of`), then `rejected` counts;
     4. once that pipeline is done, `tally` (if any) to the tally topic — after the lists, so a replay
-       whose watermark got through has them all;
+       whose watermark got through has them all — then `closes`, in order;
     5. the changelog deliveries of step 1, awaited before the batch's events are acknowledged.
 
     The plans of one batch do steps 1–2 one source after the other, then 3–5 together."""
@@ -62,6 +62,9 @@ class SourcePlan:
     listings: list[Listing] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     tally: TallySnapshot | None = None
+    # The tokens of the batch's other controls, each a snapshot of its own after `tally` (which holds
+    # all they close): a replay's watermark and a rebuild in one batch both report.
+    closes: list[TallySnapshot] = field(default_factory=list)
     events: int = 0  # valid events folded
 
 
@@ -140,20 +143,26 @@ class WorkerCore:
             result = scorer.process(batch.messages.get(source, []), as_of, not_after)
             result.dead_letters += batch.bad_controls.get(source, [])
             replace = source in self._restored
-            watermark = None
+            watermarks: list[str] = []
             catalog_end = 0
             for control in batch.controls.get(source, []):
                 catalog_end = max(catalog_end, control.catalog_end)
                 if control.kind == "watermark" and self.mode == "replay":
                     _merge(result, scorer.process([], control.as_of))  # a replay closes at the history's end
-                    watermark = control.token
+                    watermarks.append(control.token)
                 elif control.kind == "rebuild":
                     # Re-send everything this source knows: the projection is rebuilt from table state.
                     self._restored[source] = scorer.all_tallies()
                     replace = True
                     result.listings = scorer.all_listings(result.as_of)
-                    watermark = control.token
-            plans.append(self._plan(result, replace, watermark, catalog_end))
+                    watermarks.append(control.token)
+            plan = self._plan(result, replace, watermarks[-1] if watermarks else None, catalog_end)
+            # One token per snapshot used to keep only the last: a replay whose watermark shared a
+            # batch with a rebuild never closed (found by bench.chaos, Redis wiped mid-replay).
+            plan.closes = [TallySnapshot(source=str(source), seq=self._next_seq(source), as_of=result.as_of,
+                                         entries=[], watermark=token, catalog_end=catalog_end)
+                           for token in watermarks[:-1]]
+            plans.append(plan)
         return plans
 
     def tick(self, now: int) -> list[SourcePlan]:

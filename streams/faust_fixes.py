@@ -147,10 +147,18 @@ class Consumer(faust_aiokafka.Consumer):
         return await super().wait_first(*coros, timeout=timeout)
 
 
+class Producer(faust_aiokafka.Producer):
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id=transactional_id)
+        track_every_topic_sent_to(producer.client)
+        return producer
+
+
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with `Consumer` above; the producer is Faust's own."""
+    """Faust's aiokafka transport with `Consumer` and `Producer` above."""
 
     Consumer = Consumer
+    Producer = Producer
 
 
 # Faust's transport registry: a broker URL `chiso766://host:port` selects `Transport`. Registered when
@@ -179,6 +187,33 @@ def _continue(coroutine: Coroutine, waiting_on: Any) -> Generator[Any, Any, Any]
                 to_yield = coroutine.send(sent)
             except StopIteration as finished:
                 return finished.value
+
+
+def track_every_topic_sent_to(client: Any) -> None:
+    """A first worker on a fresh broker stuck for good: a changelog batch never delivered, no offset
+    ever committed, the sender spinning at ~60 % CPU, SIGTERM hanging in the producer's flush.
+
+    An aiokafka client refreshes metadata only for the topics it tracks, and every refresh replaces
+    its whole cache; with no topic tracked it fetches them all. Faust refreshes after creating each
+    table's changelog topic while its producer tracks nothing yet, so the producer knows every topic
+    without tracking any, and `send` / `send_batch` (`_wait_on_metadata`) track only a topic the cache
+    lacks. On a fresh KRaft broker the last changelog created may be missing from that refresh; its
+    first write tracks it alone, the next refresh drops every other topic from the cache, and a
+    batch already queued for one of them (another table's changelog, the tallies topic) has no
+    leader any more: the sender forces refresh after refresh that never ask for its topic, until
+    Faust's 20-minute request timeout, while the agent awaits that delivery. Seen here as a refresh
+    asking only for `…-tallies-changelog` that dropped the state changelogs (1 fresh stack in 5);
+    `tests/integration/test_worker_stops.py` queues a batch that way against a real broker. Every
+    topic `client` is asked to send to is now tracked before its first batch is queued, so no
+    refresh can drop a topic with a batch waiting."""
+    # Private: the one path both `send` and `send_batch` take before queueing; checked in aiokafka 0.14.0.
+    original = client._wait_on_metadata  # noqa: SLF001 - see the docstring; aiokafka 0.14.0
+
+    async def _wait_on_metadata(topic: str) -> Any:
+        client.add_topic(topic)  # public; a set lookup once the topic is tracked
+        return await original(topic)
+
+    client._wait_on_metadata = _wait_on_metadata  # noqa: SLF001 - as above
 
 
 # --- private internals other modules need, reached only here -------------------------------------

@@ -17,3 +17,7 @@ CONSUMER_LAG = Gauge("chiso766_consumer_lag_messages", "End offset minus positio
 EVENT_AGE = Histogram("chiso766_event_age_seconds", "Age of the oldest message of a batch once it is handled "
                       "(Kafka timestamp to state, tallies and lists written)",
                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+ADVANCING = Gauge("chiso766_worker_advancing", "1 while the worker advances or is idle with nothing to read, "
+                  "0 when it is stalled (a batch waiting, or messages waiting and no batch handled)")
+LAST_BATCH_AGE = Gauge("chiso766_last_batch_age_seconds", "Seconds since the worker last finished a batch")
+REDIS_RETRIES = Counter("chiso766_redis_retries_total", "Redis calls retried after a connection error or timeout")

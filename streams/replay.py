@@ -10,7 +10,10 @@ latest event time and a token; the projector records the token per source once i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from redis.exceptions import RedisError
 
 from contracts import messages
 from contracts.messages import CONTROL_HEADER, Control, all_sources
@@ -34,6 +38,7 @@ from streams.partitioning import ArrayGrouper, Outgoing
 from streams.topics import ensure_topics
 
 BATCH_EVENTS = 500
+log = logging.getLogger("chiso766.replay")
 
 
 @dataclass
@@ -217,12 +222,23 @@ async def finished(settings: Settings, published: Published) -> bool:
 async def wait_for(settings: Settings, published: Published, timeout: float,
                    on_progress: Callable[[int, int], None] | None = None,
                    worker: subprocess.Popen | None = None, poll_seconds: float = 0.5) -> None:
-    """Until the projector has recorded the replay's watermark for every source."""
-    client = aioredis.from_url(settings.redis_url)
+    """Until the projector has recorded the replay's watermark for every source. Redis going away
+    meanwhile is waited out (the worker does the same), within `timeout`."""
+    client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     deadline = time.monotonic() + timeout
+    done: dict = {}
+    outage = 0
     try:
         while True:
-            done = await client.hgetall(settings.keys.replay(published.token))
+            try:
+                done = await client.hgetall(settings.keys.replay(published.token))
+                if outage:
+                    log.warning("Redis answers again after %d failed polls", outage)
+                outage = 0
+            except (RedisError, OSError) as error:
+                outage += 1
+                if outage == 1:
+                    log.warning("Redis unreachable while waiting (%s): retrying", error)
             if on_progress:
                 on_progress(len(done), len(published.sources))
             if len(done) >= len(published.sources):
@@ -230,8 +246,9 @@ async def wait_for(settings: Settings, published: Published, timeout: float,
             if worker is not None and worker.poll() is not None:
                 raise RuntimeError(f"the replay worker exited with status {worker.returncode}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(done)} of {len(published.sources)} sources caught up in {timeout:.0f}s")
-            await asyncio.sleep(poll_seconds)
+                raise TimeoutError(f"only {len(done)} of {len(published.sources)} sources caught up in {timeout:.0f}s"
+                                   + (" (Redis unreachable)" if outage else ""))
+            await asyncio.sleep(min(5.0, poll_seconds * 2 ** min(outage, 4)))
     finally:
         await client.aclose()
 
@@ -242,6 +259,21 @@ async def worker_running(settings: Settings) -> bool:
         return bool(await client.exists(settings.keys.worker))
     finally:
         await client.aclose()
+
+
+def stop_worker(process: subprocess.Popen, grace: float = 30.0) -> int:
+    """SIGTERM a worker started by `start_worker` (its own process group), SIGKILL it after `grace`
+    seconds: a replay never leaves its worker behind. Returns its exit status."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    return process.returncode
 
 
 def start_worker(settings: Settings, mode: str, log_path: str) -> subprocess.Popen:

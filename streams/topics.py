@@ -4,11 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, TopicAlreadyExistsError
 
 from streams.config import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TALLY_TOPIC, Settings
+
+T = TypeVar("T")
+ADMIN_ATTEMPTS = 15
+
+
+async def answered(call: Callable[[], Awaitable[T]], attempts: int = ADMIN_ATTEMPTS) -> T:
+    """An admin request, tried again when the node it went to does not answer. aiokafka's admin
+    client sends each request to one broker picked at random from its metadata, which still lists a
+    broker that has just died: with one of three brokers down, a third of the requests failed at once
+    (`replay` and worker start-up with NodeNotReadyError). About 20 s in all, time enough for the
+    cluster to drop the dead broker from its metadata."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def replication_for(brokers: int) -> int:
+    """Copies of each topic on a cluster of `brokers`: 3 once there are 3 (with min.insync.replicas
+    2, so one broker may be down while writes go on), else every broker (1 on a single node)."""
+    return min(3, max(1, brokers))
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {"min.insync.replicas": "2"} if replication >= 3 else {}
+
+
+async def cluster_replication(admin: AIOKafkaAdminClient) -> int:
+    return replication_for(len((await answered(admin.describe_cluster))["brokers"]))
+
+
+async def settings_replication(settings: Settings) -> int:
+    """The replication a worker gives the topics it creates (its tables' changelogs)."""
+    if settings.replication is not None:
+        return settings.replication
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        return await cluster_replication(admin)
+    finally:
+        await admin.close()
 
 
 def planned_topics(settings: Settings) -> dict[str, int]:
@@ -22,14 +69,16 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
-        existing = await admin.list_topics()
-        missing = [NewTopic(name, count, 1) for name, count in planned_topics(settings).items() if name not in existing]
+        existing = await answered(admin.list_topics)
+        replication = settings.replication or await cluster_replication(admin)
+        missing = [NewTopic(name, count, replication, topic_configs=topic_config(replication))
+                   for name, count in planned_topics(settings).items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+                await answered(lambda: admin.create_topics(missing))
         # A new topic's partitions show up in metadata a moment after it is created.
         for _ in range(120):
-            described = await admin.describe_topics(list(planned_topics(settings)))
+            described = await answered(lambda: admin.describe_topics(list(planned_topics(settings))))
             counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
             if all(counts.get(name) for name in planned_topics(settings)):
                 return counts

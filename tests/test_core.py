@@ -122,6 +122,18 @@ def test_a_rebuild_resends_every_tally_and_listing_of_the_source(ruleset, calend
     assert sorted(listing.dossier for listing in rebuilt.listings) == sorted(codes)
 
 
+def test_a_watermark_and_a_rebuild_in_one_batch_each_report_their_token(ruleset, calendar):
+    taken: set[str] = set()
+    core = new_core(ruleset, calendar)
+    core.restore(D0, [], 0, EPOCH)
+    run(core, message(received(code_in(0, taken), "2026-09-01 09:00", "2026-09-05 17:00")))
+    [plan] = run(core, control("watermark", ts("2026-09-30 00:00"), "replay"), control("rebuild", 0, "rebuild"))
+    assert plan.tally.watermark == "rebuild" and plan.tally.replace
+    [closing] = plan.closes
+    assert closing.watermark == "replay" and closing.entries == [] and not closing.replace
+    assert closing.seq > plan.tally.seq and closing.as_of == plan.tally.as_of == ts("2026-09-30 00:00")
+
+
 def test_a_control_message_that_does_not_decode_is_a_dead_letter_and_the_batch_goes_on(ruleset, calendar):
     taken: set[str] = set()
     core = new_core(ruleset, calendar)

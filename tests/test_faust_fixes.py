@@ -77,3 +77,7 @@ async def test_the_worker_app_gets_its_fixes_through_faust_transport_registry_no
     assert faust_aiokafka.Consumer.wait_first is not faust_fixes.Consumer.wait_first
     assert faust_aiokafka.Consumer.perform_seek is not faust_fixes.Consumer.perform_seek
     await kafka_consumer.stop()
+    # The producer tracks every topic it sends to (fix for the fresh-broker stall).
+    assert isinstance(app.producer, faust_fixes.Producer)
+    kafka_producer = app.producer._new_producer()  # noqa: SLF001 - what Faust builds; checked in faust-streaming 0.15.3
+    assert kafka_producer.client._wait_on_metadata.__qualname__.startswith("track_every_topic_sent_to")  # noqa: SLF001 - the method the fix wraps

@@ -4,7 +4,7 @@
 const LABELS = {
   vi: {
     title: "Chỉ số 766", period: "Kỳ", peer_group: "Nhóm so sánh", alerts: "Cảnh báo", as_of: "Tính đến",
-    live: "Trực tiếp", offline: "Mất kết nối", rank: "Hạng", unit: "Đơn vị", code: "Mã", total: "Tổng điểm",
+    live: "Trực tiếp", stalled: "Ngừng cập nhật", offline: "Mất kết nối", rank: "Hạng", unit: "Đơn vị", code: "Mã", total: "Tổng điểm",
     groups: "Sáu nhóm chỉ tiêu", change: "Thay đổi", indicators: "Chỉ tiêu", numerator: "Tử số",
     denominator: "Mẫu số", score: "Điểm", max: "Tối đa", trend: "Xu hướng theo tháng", children: "Đơn vị trực thuộc",
     overdue: "Hồ sơ quá hạn", approaching: "Hồ sơ sắp đến hạn", dossier: "Hồ sơ", procedure: "Thủ tục",
@@ -19,7 +19,7 @@ const LABELS = {
   },
   en: {
     title: "Decision 766 index", period: "Period", peer_group: "Peer group", alerts: "Alerts", as_of: "As of",
-    live: "Live", offline: "Offline", rank: "Rank", unit: "Unit", code: "Code", total: "Total",
+    live: "Live", stalled: "Stalled", offline: "Offline", rank: "Rank", unit: "Unit", code: "Code", total: "Total",
     groups: "Six groups", change: "Change", indicators: "Indicators", numerator: "Numerator",
     denominator: "Denominator", score: "Score", max: "Max", trend: "Monthly trend", children: "Child units",
     overdue: "Overdue dossiers", approaching: "Dossiers approaching due", dossier: "Dossier", procedure: "Procedure",
@@ -63,7 +63,8 @@ function applyLabels() {
   document.documentElement.lang = state.lang;
   document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
   $("#lang").textContent = t("lang");
-  $("#live").textContent = $("#live").classList.contains("on") ? t("live") : t("offline");
+  const badge = $("#live").classList;
+  $("#live").textContent = !badge.contains("on") ? t("offline") : badge.contains("stalled") ? t("stalled") : t("live");
 }
 
 async function loadPeriods() {
@@ -242,6 +243,16 @@ function refreshSoon() {
   pending = setTimeout(async () => { pending = null; await render(); }, 300);
 }
 
+// Connected is not advancing: the worker's heartbeat says whether scores still move (a page once
+// said "Trực tiếp" over a worker that had stopped for good).
+async function watchWorker() {
+  try {
+    const health = await api("/api/health");
+    $("#live").classList.toggle("stalled", health.worker_state === "stalled" || !health.worker);
+    applyLabels();
+  } catch (error) { /* unreachable: the event stream's own error already says offline */ }
+}
+
 function connect() {
   const source = new EventSource("/api/live");
   source.onopen = () => { $("#live").className = "live on"; applyLabels(); };
@@ -279,6 +290,8 @@ async function start() {
   await loadGroups();
   await render();
   connect();
+  watchWorker();
+  setInterval(watchWorker, 5000);
 }
 
 start();
