@@ -65,3 +65,15 @@ def procedure(code: str, handled_by: list[str], authority: str = "H15", online: 
         time_limits=[ev.TimeLimit(value=limit[0], unit=limit[1])], online_level="full" if online else "none",
         fee_bearing=fee, **extra,
     )
+
+
+def code_in(partition: int, taken: set[str], partitions: int = 4) -> str:
+    """A dossier code, not in `taken`, that lands on `partition` of `partitions` (and is then taken)."""
+    from streams.partitioning import partition_for
+
+    for number in itertools.count():
+        code = f"D-{number}"
+        if code not in taken and partition_for(code, partitions) == partition:
+            taken.add(code)
+            return code
+    raise AssertionError("unreachable")

@@ -15,25 +15,15 @@ from scoring.alerts import AlertPolicy
 from scoring.directory import Directory
 from streams.config import DOSSIER_TOPIC
 from streams.core import ProjectorCore, WorkerCore
-from streams.partitioning import partition_for
 from streams.scorer import RawMessage
 from streams.tally_book import TallyBook, key_of
-from tests.builders import received, ts
+from tests.builders import code_in, received, ts
 
 PARTITIONS = 4
 EPOCH = 1_780_000_000_000
 D0 = SourceId(SourceKind.DOSSIER, 0)
 TOPIC = f"ns.{DOSSIER_TOPIC}"
 _offsets = itertools.count()
-
-
-def code_in(partition: int, taken: set[str]) -> str:
-    for number in itertools.count():
-        code = f"D-{number}"
-        if code not in taken and partition_for(code, PARTITIONS) == partition:
-            taken.add(code)
-            return code
-    raise AssertionError("unreachable")
 
 
 def message(*events: ev.EventBase | bytes, partition: int = 0) -> RawMessage:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from contracts.messages import SourceId
 from schemas import decode_message
 from schemas import events as ev
@@ -12,18 +10,9 @@ from scoring.directory import Directory
 from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC
 from streams.partitioning import partition_for
 from streams.scorer import RawMessage, SourceScorer, rerouted_messages
-from tests.builders import received, unit, when
+from tests.builders import code_in, received, unit, when
 
 PARTITIONS = 4
-
-
-def code_in(partition: int, taken: set[str]) -> str:
-    for number in itertools.count():
-        code = f"D-{number}"
-        if code not in taken and partition_for(code, PARTITIONS) == partition:
-            taken.add(code)
-            return code
-    raise AssertionError("unreachable")
 
 
 def array(*events: ev.EventBase) -> bytes:
