@@ -146,8 +146,11 @@ class WorkingCalendar:
         self._cache: dict[date, bool] = {}
         # Alert plans ask for the same instants again each time a dossier is touched, and a dossier's
         # legal due is asked for each time its findings are.
-        self._before: dict[tuple[int, float, int], tuple[WorkingHours, int]] = {}
-        self._dues: dict[tuple[int, float, str, int], tuple[WorkingHours, int]] = {}
+        self._before: dict[tuple[int, float, int], int] = {}
+        self._dues: dict[tuple[int, float, str, int], int] = {}
+        # The memos key working hours by identity (hashing the dataclass costs more than a hit saves);
+        # the objects are kept here, so an id is never mistaken for a newer object's.
+        self._hours: dict[int, WorkingHours] = {}
 
     def _load_year(self, year: int) -> None:
         self._years.add(year)
@@ -240,13 +243,25 @@ class WorkingCalendar:
 
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""
-        key = (end, minutes, id(hours))  # by identity, as in `due_at`
+        key = (end, minutes, self._hours_id(hours))
         found = self._before.get(key)
-        if found is None or found[0] is not hours:
+        if found is None:
             if len(self._before) >= MEMO_LIMIT:
                 self._before.clear()
-            found = self._before[key] = (hours, self._subtract_working_minutes(end, minutes, hours))
-        return found[1]
+            found = self._before[key] = self._subtract_working_minutes(end, minutes, hours)
+        return found
+
+    def _hours_id(self, hours: WorkingHours) -> int:
+        """An id for memo keys, and the memos forgotten should an id ever come back for other hours.
+        Values stay plain ints, so the memos add no objects for the garbage collector to walk."""
+        key = id(hours)
+        known = self._hours.get(key)
+        if known is not hours:
+            if known is not None:
+                self._before.clear()
+                self._dues.clear()
+            self._hours[key] = hours
+        return key
 
     def _subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours) -> int:
         remaining = round(minutes * 60)
@@ -299,15 +314,13 @@ class WorkingCalendar:
     def due_at(self, received_at: int, value: float, unit: LimitUnit,
                hours: WorkingHours = STANDARD_HOURS) -> int:
         """The legal due instant of a dossier received at `received_at` with a time limit."""
-        # Keyed by the hours' identity (kept in the value, so an id is never mistaken for a new object's):
-        # hashing the dataclass itself costs more than a due found here saves.
-        key = (received_at, value, unit, id(hours))
+        key = (received_at, value, unit, self._hours_id(hours))
         found = self._dues.get(key)
-        if found is None or found[0] is not hours:
+        if found is None:
             if len(self._dues) >= MEMO_LIMIT:
                 self._dues.clear()
-            found = self._dues[key] = (hours, self._due_at(received_at, value, unit, hours))
-        return found[1]
+            found = self._dues[key] = self._due_at(received_at, value, unit, hours)
+        return found
 
     def _due_at(self, received_at: int, value: float, unit: LimitUnit, hours: WorkingHours) -> int:
         if value <= 0:
