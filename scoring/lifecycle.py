@@ -150,18 +150,31 @@ def _status(state: DossierState, status: int, at: int) -> None:
 
 
 def _received(state: DossierState, event: ev.DossierReceived, at: int) -> None:
-    version = ev.record_version(event, at)
+    version = (at, event.event_id)
     received_at = _seconds(event.received_at)
     _status(state, 2, received_at)
-    if state.received is not None and version <= state.received:
-        return
+    due_at = _seconds(event.due_at) if event.due_at else None
+    limit = (event.time_limit.value, event.time_limit.unit) if event.time_limit else None
+    known = state.received
+    if known is not None:
+        if version < known:
+            return
+        # Two different records under one event id at one instant (a source's bug): the greater
+        # content wins, so the result is the same in any order. Computed on such a tie only.
+        if version == known and _record_content(event.unit_code, event.procedure_code, event.channel, received_at,
+                                                due_at, limit, event.fee_amount, event.officer_id) \
+                <= _record_content(state.unit, state.procedure, state.channel, state.received_at, state.due_at,
+                                   state.limit, state.fee, state.receiver):
+            return
     state.received = version
     state.unit, state.procedure, state.channel = event.unit_code, event.procedure_code, event.channel
-    state.received_at = received_at
-    state.due_at = _seconds(event.due_at) if event.due_at else None
-    limit = event.time_limit
-    state.limit = (limit.value, limit.unit) if limit else None
+    state.received_at, state.due_at, state.limit = received_at, due_at, limit
     state.fee, state.receiver = event.fee_amount, event.officer_id
+
+
+def _record_content(*fields: object) -> tuple:
+    """A receipt's content as one totally ordered tuple (None below any value)."""
+    return tuple((0, "") if value is None else (1, value) for value in fields)
 
 
 def _status_changed(state: DossierState, event: ev.DossierStatusChanged, at: int) -> None:
