@@ -64,8 +64,7 @@ def record_findings(state: DossierState, directory: Directory, calendar: Working
         return ()
     found = []
     due_at = state.due_at
-    limit_due = directory.legal_due(calendar, state.unit, state.procedure, state.channel, state.received_at,
-                                    state.limit)
+    limit_due = legal_due(state, directory, calendar)
     if limit_due is None:
         if due_at is None:
             found.append("no_due")
