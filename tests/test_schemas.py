@@ -44,6 +44,16 @@ def test_unknown_fields_are_ignored_for_forward_compatibility():
     assert isinstance(decode(encoded(new_field_from_v2="x")), ev.DossierReceived)
 
 
+def test_invalid_utf8_is_refused_in_any_field_the_event_has_and_ignored_with_an_unknown_field():
+    # decode() leaves the UTF-8 check of a decodable message to msgspec, which checks every string it
+    # decodes: if an upgrade stopped doing so, the first assertion fails.
+    in_a_known_field = encoded(officer_id="CB").replace(b'"CB"', b'"C\xff"')
+    byte = in_a_known_field.index(b"\xff")
+    assert decode(in_a_known_field) == Rejection("not_utf8", f"byte {byte} is not valid UTF-8", None, in_a_known_field)
+    in_an_unknown_field = encoded(note="x").replace(b'"note":"x"', b'"note":"\xff"')
+    assert isinstance(decode(in_an_unknown_field), ev.DossierReceived)
+
+
 @pytest.mark.parametrize(("raw", "reason", "path"), [
     (b"x" * (MAX_EVENT_BYTES + 1), "oversized", None),
     (b'{"event_id": "\xff\xfe"}', "not_utf8", None),
