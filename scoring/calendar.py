@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import calendar as _calendar
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 import holidays
@@ -38,21 +39,18 @@ def iso(moment: float | None) -> str | None:
     return local(int(moment)).isoformat() if moment is not None else None
 
 
-_MIDNIGHTS: dict[date, int] = {}  # one entry per calendar day ever asked for: a few thousand
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 def at(day: date, minute_of_day: int) -> int:
-    """Epoch seconds of a local date and minute of day."""
-    midnight = _MIDNIGHTS.get(day)
-    if midnight is None:
-        midnight = _MIDNIGHTS[day] = int(datetime.combine(day, time(0), VIETNAM).timestamp())
-    return midnight + minute_of_day * 60
+    """Epoch seconds of a local date and minute of day (integer arithmetic: one fixed offset)."""
+    return (day.toordinal() - EPOCH_ORDINAL) * DAY - UTC_OFFSET_SECONDS + minute_of_day * 60
 
 
 def day_and_second(ts: int) -> tuple[date, int]:
     """The local date of an instant and the second of that day."""
-    moment = local(ts)
-    return moment.date(), moment.hour * 3600 + moment.minute * 60 + moment.second
+    days, second = divmod(int(ts) + UTC_OFFSET_SECONDS, DAY)
+    return date.fromordinal(days + EPOCH_ORDINAL), second
 
 
 def parse_hhmm(text: str) -> int:
@@ -66,6 +64,8 @@ class WorkingHours:
 
     windows: tuple[tuple[int, int], ...] = ((7 * 60 + 30, 11 * 60 + 30), (13 * 60 + 30, 17 * 60))
     receipt_cutoff: int = 15 * 60
+    # Derived once: due dates ask for it several times each.
+    minutes_per_day: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         previous_end = 0
@@ -75,6 +75,7 @@ class WorkingHours:
             previous_end = end
         if not self.windows:
             raise ValueError("an agency needs at least one working window")
+        object.__setattr__(self, "minutes_per_day", sum(end - start for start, end in self.windows))
 
     @classmethod
     def from_text(cls, windows: Iterable[tuple[str, str]] | None, cutoff: str | None) -> WorkingHours:
@@ -92,10 +93,6 @@ class WorkingHours:
     @property
     def closing(self) -> int:
         return self.windows[-1][1]
-
-    @property
-    def minutes_per_day(self) -> int:
-        return sum(end - start for start, end in self.windows)
 
 
 STANDARD_HOURS = WorkingHours()
@@ -151,6 +148,7 @@ class WorkingCalendar:
         # The memos key working hours by identity (hashing the dataclass costs more than a hit saves);
         # the objects are kept here, so an id is never mistaken for a newer object's.
         self._hours: dict[int, WorkingHours] = {}
+        self._ordinals: dict[int, list[int]] = {}
 
     def _load_year(self, year: int) -> None:
         self._years.add(year)
@@ -183,9 +181,38 @@ class WorkingCalendar:
         return day if self.is_working_day(day) else self.next_working_day(day)
 
     def add_working_days(self, day: date, count: int) -> date:
-        for _ in range(count):
+        return self.nth_working_day_after(day, count) if count > 0 else day
+
+    def nth_working_day_after(self, day: date, count: int) -> date:
+        """The `count`-th working day after `day` (count >= 1), in one step per year rather than
+        one per day: a due fifteen working days out was most of the cost of a dossier's findings."""
+        year, after = day.year, day.toordinal()
+        while year <= HOLIDAY_YEARS[-1]:
+            days = self._working_ordinals(year)
+            position = bisect_right(days, after)
+            if position + count <= len(days):
+                return date.fromordinal(days[position + count - 1])
+            count -= len(days) - position
+            year += 1
+            after = date(year, 1, 1).toordinal() - 1
+        # Past the holiday years every Monday to Friday is a working day: weeks in closed form, so
+        # a tiny working window and a long limit cannot walk millions of days.
+        day = date.fromordinal(after)
+        weeks, extra = divmod(count - 1, 5)
+        day = self.next_working_day(day) + timedelta(weeks=weeks)
+        for _ in range(extra):
             day = self.next_working_day(day)
         return day
+
+    def _working_ordinals(self, year: int) -> list[int]:
+        """The working days of a year in order, as day ordinals (built on first use)."""
+        days = self._ordinals.get(year)
+        if days is None:
+            first = date(year, 1, 1).toordinal()
+            last = date(year, 12, 31).toordinal()
+            days = self._ordinals[year] = [
+                ordinal for ordinal in range(first, last + 1) if self.is_working_day(date.fromordinal(ordinal))]
+        return days
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days after `start` up to and including `end` (negative when end is earlier)."""
@@ -197,9 +224,8 @@ class WorkingCalendar:
 
     def clock_start(self, received_at: int, hours: WorkingHours = STANDARD_HOURS) -> int:
         """When the legal clock starts: received after the cut-off or on a rest day → next working day."""
-        moment = local(received_at)
-        day, minute = moment.date(), moment.hour * 60 + moment.minute
-        second = minute * 60 + moment.second
+        day, second = day_and_second(received_at)
+        minute = second // 60
         # "After 15:00": 15:00:00 itself is still the same day's receipt.
         if not self.is_working_day(day) or second > hours.receipt_cutoff * 60 or minute >= hours.closing:
             return at(self.next_working_day(day), hours.opening)
@@ -211,6 +237,7 @@ class WorkingCalendar:
     def add_working_minutes(self, start: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant `minutes` of working time after `start` (which should lie in working time)."""
         remaining = round(minutes * 60)
+        per_day = hours.minutes_per_day * 60
         day, second = day_and_second(start)
         if not self.is_working_day(day):
             day, second = self.working_day_on_or_after(day), 0
@@ -224,22 +251,12 @@ class WorkingCalendar:
                     return at(day, 0) + begin + remaining
                 remaining -= hi - begin
                 second = hi
-            day, second = self.next_working_day(day), 0
-            if day.year > HOLIDAY_YEARS[-1]:
-                return self._beyond_calendar(day, remaining, hours)
-
-    def _beyond_calendar(self, day: date, remaining: int, hours: WorkingHours) -> int:
-        """The rest of a long time limit past 2100, where days are Monday–Friday working days: in
-        closed form, so a tiny working window and a long limit cannot walk millions of days. `day`
-        is the working day the rest starts on, from its opening."""
-        whole_days, rest = divmod(remaining, hours.minutes_per_day * 60)
-        if not rest:  # the limit ends at the close of its last working day
-            whole_days, rest = whole_days - 1, hours.minutes_per_day * 60
-        weeks, extra = divmod(whole_days, 5)
-        day += timedelta(weeks=weeks)
-        for _ in range(extra):
-            day = self.next_working_day(day)
-        return self.add_working_minutes(at(day, hours.opening), rest / 60, hours)
+            # `day` is used up. Whole working days are skipped in one step, the limit ending at the
+            # close of its last working day when it is a whole number of them.
+            whole_days, remaining = divmod(remaining, per_day)
+            if not remaining:
+                whole_days, remaining = whole_days - 1, per_day
+            day, second = self.nth_working_day_after(day, whole_days + 1), 0
 
     def subtract_working_minutes(self, end: int, minutes: float, hours: WorkingHours = STANDARD_HOURS) -> int:
         """The instant that lies `minutes` of working time before `end`."""

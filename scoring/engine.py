@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from schemas import events as ev
 from scoring import contributions as contrib
 from scoring.alerts import Alert, AlertPolicy, alerts_between, next_alert_at
-from scoring.calendar import WorkingCalendar
+from scoring.calendar import EPOCH_ORDINAL, WorkingCalendar
 from scoring.contributions import Context, Contribution, PetitionState
 from scoring.directory import Directory
-from scoring.lifecycle import EPOCH_ORDINAL, OFFSETS, REDUCERS, DossierState, epoch_seconds
+from scoring.lifecycle import OFFSETS, REDUCERS, DossierState, epoch_seconds
 from scoring.periods import Period
 from scoring.rollup import UnitScore, score_units, split_by_owner
 from scoring.ruleset import Ruleset

@@ -26,7 +26,7 @@ from schemas.events import (
     SUPPLEMENT_REQUESTED,
     WITHDRAWN,
 )
-from scoring.calendar import DAY, UTC_OFFSET_SECONDS
+from scoring.calendar import DAY, EPOCH_ORDINAL, UTC_OFFSET_SECONDS
 from scoring.ruleset import LifecycleSwitches
 
 NO_TIME = 2**62
@@ -111,7 +111,6 @@ class DossierState(Struct, array_like=True, gc=False):
 
 
 OFFSETS: dict[object, int] = {}
-EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 def epoch_seconds(moment: datetime) -> int:

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
-from scoring.calendar import DAY, UTC_OFFSET_SECONDS, VIETNAM
+from scoring.calendar import DAY, EPOCH_ORDINAL, UTC_OFFSET_SECONDS, VIETNAM
 
-EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _PATTERN = re.compile(r"^(?:month:(\d{4})-(0[1-9]|1[0-2])|quarter:(\d{4})-Q([1-4])|year:(\d{4}))$")
 
 

@@ -8,6 +8,8 @@ from importlib import resources
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scoring.calendar import CalendarOverrides, WorkingCalendar, WorkingHours, local
 from tests.builders import ts
@@ -169,3 +171,47 @@ def test_every_bundled_override_cites_an_official_document():
     assert entries
     for item in entries:
         assert re.search(r"\d+/[A-ZĐ]+-[A-Z]+", item.get("note", "")), item
+
+
+# --- the whole-day skip against the day-by-day walk it replaced ----------------------------------
+
+def _walked_working_minutes(calendar: WorkingCalendar, start: int, minutes: float, hours: WorkingHours) -> int:
+    """add_working_minutes as it was written before whole days were skipped: one day at a time."""
+    from scoring.calendar import at, day_and_second
+
+    remaining = round(minutes * 60)
+    day, second = day_and_second(start)
+    if not calendar.is_working_day(day):
+        day, second = calendar.working_day_on_or_after(day), 0
+    while True:
+        for window_start, window_end in hours.windows:
+            lo, hi = window_start * 60, window_end * 60
+            if second >= hi:
+                continue
+            begin = max(second, lo)
+            if remaining <= hi - begin:
+                return at(day, 0) + begin + remaining
+            remaining -= hi - begin
+            second = hi
+        day, second = calendar.next_working_day(day), 0
+
+
+HOURS_SHAPES = [WorkingHours(), WorkingHours(((480, 720),), 600), WorkingHours(((0, 1),), 0),
+                WorkingHours(((420, 690), (780, 1020), (1080, 1440)), 900)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.integers(ts("2000-01-01 00:00"), ts("2100-12-31 23:59")),
+       minutes=st.floats(0.02, 60_000, allow_nan=False), shape=st.sampled_from(HOURS_SHAPES))
+def test_skipping_whole_working_days_lands_where_walking_day_by_day_does(calendar, start, minutes, shape):
+    walked = _walked_working_minutes(calendar, start, minutes, shape)
+    assert calendar.add_working_minutes(start, minutes, shape) == walked
+
+
+@settings(max_examples=300, deadline=None)
+@given(day=st.dates(date(1995, 1, 1), date(2105, 12, 31)), count=st.integers(1, 3_000))
+def test_the_nth_working_day_is_the_one_reached_by_counting(calendar, day, count):
+    walked = day
+    for _ in range(count):
+        walked = calendar.next_working_day(walked)
+    assert calendar.nth_working_day_after(day, count) == walked == calendar.add_working_days(day, count)
