@@ -23,7 +23,7 @@ from scoring import lifecycle as lc
 from scoring import quality
 from scoring.calendar import WorkingCalendar, at, local
 from scoring.directory import Directory
-from scoring.lifecycle import DossierState, Outcome, Step
+from scoring.lifecycle import DossierState, Outcome
 from scoring.periods import Period, month_index, period_keys_at_month, periods_between, periods_of
 from scoring.ruleset import Ruleset
 
@@ -245,25 +245,23 @@ def _active(state: DossierState, unit: str, as_of: int, context: Context) -> Par
 
 
 def _steps(state: DossierState, unit: str, as_of: int, context: Context) -> Part:
+    """Each step's verdict by officer and month. Memoised on those verdicts, which many dossiers
+    share, not on the steps themselves: their instants make every dossier's steps unique."""
     if not state.steps:
         return ()
-    steps = tuple(state.steps.values())
-    if all(step.completed is not None and step.completed <= as_of for step in steps):
-        # The usual case, independent of "as of": memoise on the (hashable) steps themselves.
-        return _memo(context, ("s", unit, steps), lambda: _step_blocks(unit, steps, as_of))
-    return _step_blocks(unit, steps, as_of)
-
-
-def _step_blocks(unit: str, steps: tuple[Step, ...], as_of: int) -> Part:
     facts = []
-    for step in steps:
-        if step.completed is not None and step.completed <= as_of:
-            facts.append((step.officer, month_index(step.completed),
-                          STEPS_ON_TIME if step.completed <= step.due else STEPS_LATE))
+    for step in state.steps.values():
+        completed = step.completed
+        if completed is not None and completed <= as_of:
+            facts.append((step.officer, month_index(completed), STEPS_ON_TIME if completed <= step.due else STEPS_LATE))
         elif step.due < as_of:
             facts.append((step.officer, month_index(as_of), STEPS_OPEN_LATE))
+    if not facts:
+        return ()
     facts.sort()
-    return tuple((f"{unit}|{officer}", period_keys_at_month(month), verdict) for officer, month, verdict in facts)
+    key = ("s", unit, tuple(facts))
+    return _memo(context, key, lambda: tuple((f"{unit}|{officer}", period_keys_at_month(month), verdict)
+                                             for officer, month, verdict in key[2]))
 
 
 def next_change(state: DossierState, as_of: int, context: Context) -> int | None:
