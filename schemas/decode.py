@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import UTC, datetime
 
 import msgspec
 from msgspec import Struct
 
-from schemas.events import Event, encode, future_field, unusable_code
+from schemas.events import Event, FutureCheck, encode, unusable_code
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -119,24 +118,27 @@ def _too_deep(data: bytes) -> Rejection:
     return Rejection("not_json", "JSON nested deeper than a decoder can follow; no event is nested", None, data)
 
 
-def decode_message(data: bytes, not_after: int | None = None) -> list[Event | Rejection]:
+def decode_message(data: bytes, not_after: int | FutureCheck | None = None) -> list[Event | Rejection]:
     """Decode a Kafka message: one event, or a JSON array of events decoded one by one. With
-    `not_after` (epoch seconds: the moment of processing plus a tolerance), an event dated later is
-    rejected as `future_time`: one typo dated 2099 must not move every dossier's clock."""
+    `not_after` (epoch seconds: the moment of processing plus a tolerance; or a `FutureCheck` of it,
+    shared by the messages of a batch), an event dated later is rejected as `future_time`: one typo
+    dated 2099 must not move every dossier's clock."""
     items = _decode_message(data)
     if not_after is None:
         return items
-    limit = datetime.fromtimestamp(not_after, UTC)
-    return [_future_rejection(item, limit) if not isinstance(item, Rejection) else item for item in items]
+    check = not_after if isinstance(not_after, FutureCheck) else FutureCheck(not_after)
+    found = check.first_future_field
+    for index, item in enumerate(items):
+        if item.__class__ is not Rejection and found(item) is not None:  # type: ignore[arg-type]
+            items[index] = _future_rejection(item, check)  # type: ignore[arg-type]
+    return items
 
 
-def _future_rejection(event: Event, limit: datetime) -> Event | Rejection:
-    name = future_field(event, limit)
-    if name is None:
-        return event
-    value = getattr(event, name)
+def _future_rejection(event: Event, check: FutureCheck) -> Rejection:
+    name = check.first_future_field(event)
+    value = getattr(event, str(name))
     return Rejection("future_time", f"`{name}` {value.isoformat()} is later than the moment it was processed"
-                     f" ({limit.isoformat()}, tolerance included)", f"$.{name}", encode(event))
+                     f" ({check.limit.isoformat()}, tolerance included)", f"$.{name}", encode(event))
 
 
 def _decode_message(data: bytes) -> list[Event | Rejection]:

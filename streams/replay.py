@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 import redis.asyncio as aioredis
@@ -67,7 +66,7 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
     that does not decode, or (given `not_after`) an event from the future, is sent as it is for the
     worker to dead-letter, and does not count towards the closing watermark's time."""
     arrays = ArrayGrouper(partitions, batch_events)
-    future = datetime.fromtimestamp(not_after, UTC) if not_after is not None else None
+    future = ev.FutureCheck(not_after) if not_after is not None else None
 
     def add(topic: str, key: str, body: bytes) -> Iterator[Outgoing]:
         filled = arrays.add(topic, key, body)
@@ -83,7 +82,7 @@ def history_messages(lines: Iterable[bytes], partitions: int, count: HistoryCoun
         if not line:
             continue
         event = decode(line)
-        if isinstance(event, Rejection) or (future is not None and ev.future_field(event, future) is not None):
+        if isinstance(event, Rejection) or (future is not None and future.first_future_field(event) is not None):
             count.malformed += 1
             yield Outgoing(DOSSIER_TOPIC, count.lines % partitions, None, line)
             continue

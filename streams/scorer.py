@@ -168,8 +168,9 @@ class SourceScorer:
     def decode(self, messages: Iterable[RawMessage], result: BatchResult,
                not_after: int | None = None) -> Iterator[ev.EventBase]:
         homes: dict[str, bool] = {}  # entities of this batch that are new here: is this their partition
+        future = ev.FutureCheck(not_after) if not_after is not None else None
         for message in messages:
-            for item in decode_message(message.value, not_after):
+            for item in decode_message(message.value, future):
                 if isinstance(item, Rejection):
                     result.dead_letters.append(DeadLetter(item, message.topic, message.partition, message.offset))
                     continue

@@ -3,7 +3,7 @@ findings they leave (issue: fidelity on real data). One named test per case."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import msgspec
 import orjson
@@ -112,6 +112,29 @@ def test_an_event_from_the_future_is_rejected_and_does_not_move_as_of():
     assert decode_message(ahead, now + 600)[0].reason == "future_time"  # type: ignore[union-attr]
     within_tolerance = raw(event_type="dossier.status_changed", status=4, occurred_at="2026-09-15T12:05:00+07:00")
     assert isinstance(decode_message(within_tolerance, now + 600)[0], ev.DossierStatusChanged)
+
+
+@pytest.mark.parametrize("offset", ["+07:00", "Z", "-05:30", "+14:00"])
+def test_the_future_check_compares_instants_whatever_zone_an_instant_is_written_in(offset):
+    # FutureCheck keeps its limit per zone to compare like with like; the answer must be the one a
+    # comparison of instants gives, one second either side of the limit, with the fact field in
+    # another zone than occurred_at.
+    limit = ts("2026-09-15 12:00")
+    check = ev.FutureCheck(limit)
+    for seconds, future in ((0, False), (1, True)):
+        moment = datetime.fromtimestamp(limit + seconds, timezone(_offset(offset))).isoformat()
+        [late] = decode_message(raw(event_type="dossier.status_changed", status=4, occurred_at=moment))
+        assert (check.first_future_field(late) == "occurred_at") is future  # type: ignore[arg-type]
+        [receipt] = decode_message(raw(event_type="dossier.received", unit_code="U", procedure_code="P", channel=1,
+                                       occurred_at="2026-09-15T10:00:00+07:00", received_at=moment))
+        assert (check.first_future_field(receipt) == "received_at") is future  # type: ignore[arg-type]
+
+
+def _offset(text: str) -> timedelta:
+    if text == "Z":
+        return timedelta(0)
+    sign = -1 if text[0] == "-" else 1
+    return sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6]))
 
 
 def test_a_due_date_in_the_future_is_not_from_the_future():
