@@ -7,8 +7,8 @@ makes at-least-once delivery and out-of-order events harmless without rememberin
 
 from __future__ import annotations
 
-from bisect import insort
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -92,10 +92,10 @@ class DossierState(Struct, array_like=True, gc=False):
     receiver: str | None = None
     status_at: dict[int, int] = {}  # earliest time each status was reached
     last_status: tuple[int, int] = (0, 0)  # (time, status): max wins
-    supplement_requests: list[int] = []
-    supplement_receipts: list[int] = []
-    obligation_requests: list[int] = []
-    obligation_payments: list[int] = []
+    supplement_requests: tuple[int, ...] = ()
+    supplement_receipts: tuple[int, ...] = ()
+    obligation_requests: tuple[int, ...] = ()
+    obligation_payments: tuple[int, ...] = ()
     flags: int = 0
     rating: tuple[int, int] | None = None  # (time, rank): max wins
     reappointed: tuple[int, int] | None = None  # (time, new due): max wins
@@ -130,15 +130,17 @@ _seconds = epoch_seconds
 MAX_TIMES = 64  # per list: a dossier asked for a supplement 60,000 times is a source's bug, not a rule
 
 
-def _add_time(times: list[int], moment: int) -> None:
+def _with_time(times: tuple[int, ...], moment: int) -> tuple[int, ...]:
     """Keep the MAX_TIMES earliest distinct instants: still a join (union, then the earliest), so any
-    order of events gives the same list, and a flood of one dossier's events costs no quadratic time."""
+    order of events gives the same times, and a flood of one dossier's events costs no quadratic
+    time. Tuples, not lists: the empty one is shared, and a tuple of ints is soon left alone by the
+    garbage collector, where four lists per dossier were walked by every full collection."""
     if len(times) >= MAX_TIMES and moment >= times[-1]:
-        return
-    if moment not in times:
-        insort(times, moment)
-        if len(times) > MAX_TIMES:
-            times.pop()
+        return times
+    index = bisect_left(times, moment)
+    if index < len(times) and times[index] == moment:
+        return times
+    return (*times[:index], moment, *times[index:MAX_TIMES - 1])
 
 
 def _status(state: DossierState, status: int, at: int) -> None:
@@ -179,29 +181,29 @@ def _record_content(*fields: object) -> tuple:
 def _status_changed(state: DossierState, event: ev.DossierStatusChanged, at: int) -> None:
     _status(state, event.status, at)
     if event.status == SUPPLEMENT_REQUESTED:
-        _add_time(state.supplement_requests, at)
+        state.supplement_requests = _with_time(state.supplement_requests, at)
     elif event.status == OBLIGATION_REQUESTED:
-        _add_time(state.obligation_requests, at)
+        state.obligation_requests = _with_time(state.obligation_requests, at)
 
 
 def _supplement_requested(state: DossierState, event: ev.SupplementRequested, at: int) -> None:
     _status(state, 5, at)
-    _add_time(state.supplement_requests, at)
+    state.supplement_requests = _with_time(state.supplement_requests, at)
 
 
 def _supplement_received(state: DossierState, event: ev.SupplementReceived, at: int) -> None:
-    _add_time(state.supplement_receipts, at)
+    state.supplement_receipts = _with_time(state.supplement_receipts, at)
 
 
 def _obligation(state: DossierState, event: ev.FinancialObligationRequested, at: int) -> None:
     _status(state, 6, at)
-    _add_time(state.obligation_requests, at)
+    state.obligation_requests = _with_time(state.obligation_requests, at)
     if event.amount > 0:
         state.flags |= FEE_SET
 
 
 def _payment(state: DossierState, event: ev.PaymentMade, at: int) -> None:
-    _add_time(state.obligation_payments, at)
+    state.obligation_payments = _with_time(state.obligation_payments, at)
     if event.amount > 0:  # a payment of nothing is no payment, online or not
         state.flags |= FEE_PAID | FEE_SET | (PAID_ONLINE if event.online else 0)
 
@@ -315,7 +317,7 @@ def end_time(state: DossierState, cutoff: int) -> int | None:
     return end
 
 
-def supplement_requests(state: DossierState) -> list[int]:
+def supplement_requests(state: DossierState) -> Sequence[int]:
     """The distinct supplement requests. Sources report one request both as a status change to 5 and
     as a `supplement_requested` event, and may resend it: request instants with no supplement
     receipt between them are one request, the earliest (the applicant cannot have been asked twice
@@ -334,7 +336,7 @@ def supplement_requests(state: DossierState) -> list[int]:
     return distinct
 
 
-def _paused(requests: list[int], resumes: list[int], until: int) -> tuple[int, int | None]:
+def _paused(requests: Sequence[int], resumes: Sequence[int], until: int) -> tuple[int, int | None]:
     """Seconds paused by request→resume pairs before `until`, and the start of a pause still open."""
     paused, index = 0, 0
     for requested in requests:
