@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 class ApiLimits:
     live_total: int = 1000  # open /api/live streams, all clients (past it: 503 live_full)
     live_per_client: int = 50  # open /api/live streams from one client address (past it: 429 too_many_streams)
-    live_buffer: int = 256  # events waiting for one stream; a client that falls this far behind is dropped
+    live_buffer: int = 256  # events waiting for one stream; past it the oldest are skipped (and it is told)
     live_send_timeout: float = 30.0  # seconds one write to a stream may wait on a client that reads nothing
     header_timeout: float = 10.0  # seconds from connecting (or from the last response) to a complete request
     keep_alive: int = 5  # seconds an idle keep-alive connection stays open

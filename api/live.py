@@ -3,8 +3,11 @@
 A stream used to hold a Redis connection of its own, so 101 open streams emptied redis-py's pool and
 every endpoint answered 500. Now the hub holds one subscription (its own connection, outside the
 request pool) and each stream is a small in-memory queue. Streams are bounded per client address and
-in total (`ApiLimits`); a stream whose client stops reading is dropped once its queue is full, and a
-write that waits longer than `live_send_timeout` closes it, so a slow reader costs the others nothing.
+in total (`ApiLimits`). A queue holds at most `live_buffer` events: past it the oldest are skipped
+and the stream is told (`event: status` `{"stream": "behind", "lost": n}`: reload what you show) —
+a replay publishes thousands of alerts in a second, and a reading page must not lose its stream for
+it. A client that reads nothing is closed once one write has waited `live_send_timeout`. So a slow
+reader costs the others nothing, and its memory is bounded.
 
 When Redis goes away, open streams get `event: status` `{"projection": "unavailable"}` and stay open
 while the hub retries; `{"projection": "available"}` follows when it is back (events published in
@@ -56,7 +59,8 @@ class Listener:
     kind: str | None
     waiting: deque = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    dropped: bool = False
+    lost: int = 0  # events skipped since the stream was last told
+    closing: bool = False
 
     def wants_alert(self, body: dict) -> bool:
         return ((self.unit is None or body.get("unit") == self.unit)
@@ -72,12 +76,11 @@ class LiveHub:
         self.scores_channel, self.alerts_channel = scores_channel, alerts_channel
         self.limits = limits
         self.on_count = on_count
-        self.listeners: set[Listener] = set()  # those events still go to
-        self.open: set[Listener] = set()  # every stream not yet closed (a dropped one stays until its end)
+        self.open: set[Listener] = set()  # every stream not yet closed
         self.per_address: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
         self.last_error: str | None = None
-        self.dropped_total = 0
+        self.lost_total = 0
         self._task: asyncio.Task | None = None
 
     # --- life ----------------------------------------------------------------------------------
@@ -95,13 +98,13 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for listener in list(self.open):
-            listener.dropped = True
+            listener.closing = True
             listener.wake.set()
         await self.client.aclose()
 
     def state(self) -> dict:
         return {"subscription": "connected" if self.subscribed.is_set() else "reconnecting",
-                "streams": len(self.open), "limit": self.limits.live_total, "dropped": self.dropped_total}
+                "streams": len(self.open), "limit": self.limits.live_total, "events_skipped": self.lost_total}
 
     # --- admission -----------------------------------------------------------------------------
 
@@ -119,7 +122,6 @@ class LiveHub:
                            "this address already; close one first", retry)
         listener = Listener(address, unit, kind)
         self.open.add(listener)
-        self.listeners.add(listener)
         self.per_address[address] += 1
         self.on_count(len(self.open))
         return listener
@@ -129,7 +131,6 @@ class LiveHub:
         if listener not in self.open:
             return
         self.open.discard(listener)
-        self.listeners.discard(listener)
         self.per_address[listener.address] -= 1
         if self.per_address[listener.address] <= 0:
             del self.per_address[listener.address]
@@ -150,11 +151,15 @@ class LiveHub:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                     if message is not None:
                         self._dispatch(message["channel"], message["data"])
+                        await asyncio.sleep(0)  # in a burst, let the streams write between two messages
             except (RedisError, OSError) as error:
                 if self.subscribed.is_set() or self.last_error is None:
                     log.warning("live feed lost Redis (%s); retrying every %.0f s at most", type(error).__name__,
                                 RECONNECT_MOST)
                 self._now_unavailable(type(error).__name__)
+            except Exception:  # a bug must not end the feed for good while the streams look connected
+                log.exception("live feed failed; subscribing again")
+                self._now_unavailable("internal_error")
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -177,9 +182,8 @@ class LiveHub:
                                     detail="the live feed lost Redis; it retries, and says when it is back"))
 
     def _broadcast(self, event: bytes) -> None:
-        for listener in list(self.listeners):
-            listener.waiting.append(event)
-            listener.wake.set()
+        for listener in self.open:
+            self._queue(listener, event)
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         try:
@@ -194,36 +198,31 @@ class LiveHub:
             event, wanted = _encoded("alert", text), body
         else:
             return
-        for listener in list(self.listeners):
-            if wanted is not None and not listener.wants_alert(wanted):
-                continue
-            if len(listener.waiting) >= self.limits.live_buffer:
-                self._drop(listener)
-                continue
-            listener.waiting.append(event)
-            listener.wake.set()
+        for listener in self.open:
+            if wanted is None or listener.wants_alert(wanted):
+                self._queue(listener, event)
 
-    def _drop(self, listener: Listener) -> None:
-        """A client this far behind reads nothing: stop queueing for it and end its stream."""
-        self.listeners.discard(listener)
-        listener.dropped = True
-        listener.waiting.clear()
+    def _queue(self, listener: Listener, event: bytes) -> None:
+        if len(listener.waiting) >= self.limits.live_buffer:  # behind: the newest events matter most
+            listener.waiting.popleft()
+            listener.lost += 1
+            self.lost_total += 1
+        listener.waiting.append(event)
         listener.wake.set()
-        self.dropped_total += 1
 
     # --- one stream ----------------------------------------------------------------------------
 
     async def events(self, listener: Listener) -> AsyncIterator[bytes | dict]:
         yield {"comment": "chiso766 live", "retry": CLIENT_RETRY_MS}
-        while True:
-            if not listener.waiting and not listener.dropped:
+        while not listener.closing:
+            if not listener.waiting:
                 await listener.wake.wait()
                 listener.wake.clear()
-            if listener.dropped:
-                yield _status(stream="dropped", detail="this client fell behind the feed; reconnect")
-                return
-            while listener.waiting:
-                yield listener.waiting.popleft()
+                continue
+            if listener.lost:
+                lost, listener.lost = listener.lost, 0
+                yield _status(stream="behind", lost=lost, detail="events were skipped; reload what you show")
+            yield listener.waiting.popleft()
 
     def response(self, listener: Listener, ping_seconds: float) -> LiveResponse:
         # Pings spread over a quarter of the interval: 1,000 streams opened together do not all ping at once.
@@ -233,8 +232,8 @@ class LiveHub:
 
 
 class LiveResponse(EventSourceResponse):
-    """An event stream that always gives its place back, however it ends (finished, client gone,
-    write timed out, server stopping), and ends quietly when its client stopped reading."""
+    """An event stream that always gives its place back, however it ends (client gone, write timed
+    out, server stopping), and ends quietly when its client stopped reading."""
 
     def __init__(self, *args, on_close: Callable[[], None], **kwargs):
         super().__init__(*args, **kwargs)

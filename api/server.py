@@ -67,9 +67,9 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._disarm()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():  # the next request: idle up to keep-alive, then its head
-            self._arm(self.timeout_keep_alive + self.header_timeout)
+        super().on_response_complete()  # may already serve a pipelined request that was waiting
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm(self.timeout_keep_alive + self.header_timeout)  # idle up to keep-alive, then its head
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -87,10 +87,9 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def _header_timed_out(self) -> None:
         self._header_deadline = None
-        if self.transport.is_closing():
-            return
-        if self.conn.our_state is h11.IDLE and self.conn.their_state is h11.IDLE:
-            # Nothing answered yet on this connection's current request: say why it is closed.
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return  # a request arrived meanwhile: it is being served (a live stream may take hours)
+        if self.conn.our_state is h11.IDLE:  # nothing answered on this cycle yet: say why it is closed
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
                                  b"connection: close\r\ncontent-length: " + str(len(TIMEOUT_BODY)).encode()
                                  + b"\r\n\r\n" + TIMEOUT_BODY)

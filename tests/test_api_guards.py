@@ -122,3 +122,17 @@ def test_limits_come_from_the_environment_and_a_bad_one_names_its_variable():
     for value in ("many", "0", "-3", "1.5x"):
         with pytest.raises(ValueError, match="CHISO766_API_LIVE_PER_CLIENT"):
             ApiLimits.from_env({"CHISO766_API_LIVE_PER_CLIENT": value})
+
+
+def test_anything_that_raises_is_a_json_500_with_the_headers():
+    app = create_app(ApiConfig(redis_url=NOWHERE, namespace="guards", token=TOKEN, limits=ApiLimits(redis_timeout=0.2)))
+
+    @app.get("/api/broken")
+    async def broken() -> dict:
+        raise KeyError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.get("/api/broken")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "detail": "the server failed to answer; it is logged"}
+    assert "a bug" not in response.text and response.headers["x-content-type-options"] == "nosniff"

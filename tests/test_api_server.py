@@ -23,9 +23,16 @@ LIMITS = ApiLimits(header_timeout=0.5, keep_alive=1, max_connections=64)
 
 
 async def hello(scope, receive, send) -> None:
+    """`ok`; on /slow, a response that takes longer than keep-alive plus the header timeout (a live
+    stream takes hours)."""
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    if scope["path"] == "/slow":
+        await send({"type": "http.response.body", "body": b"o", "more_body": True})
+        await asyncio.sleep(2.5)
+        await send({"type": "http.response.body", "body": b"k"})
+        return
     await send({"type": "http.response.body", "body": b"ok"})
 
 
@@ -54,6 +61,16 @@ def read_all(connection: socket.socket, wait: float = 10.0) -> tuple[bytes, floa
     return received, time.monotonic() - started
 
 
+def read_response(connection: socket.socket) -> bytes:
+    """One `ok` response, head and body (they may come in two segments)."""
+    answer = b""
+    while not answer.endswith(b"\r\n\r\nok"):
+        chunk = connection.recv(4096)
+        assert chunk, f"the server closed the connection after {answer!r}"
+        answer += chunk
+    return answer
+
+
 def test_a_request_head_that_never_ends_is_answered_408_and_closed(address):
     with socket.create_connection(address) as connection:
         connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
@@ -71,7 +88,7 @@ def test_a_kept_alive_connection_dripping_its_next_head_is_closed(address):
     with socket.create_connection(address) as connection:
         connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         connection.settimeout(5)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert read_response(connection).startswith(b"HTTP/1.1 200 ")
         connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         for _ in range(40):  # a header line every 0.1 s: each one stops uvicorn's own keep-alive timer
             if select.select([connection], [], [], 0.1)[0]:
@@ -88,13 +105,22 @@ def test_whole_requests_are_served_one_after_another_on_one_connection(address):
         connection.settimeout(5)
         for _ in range(3):
             connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = connection.recv(4096)
-            while not answer.endswith(b"\r\n\r\nok"):  # head and body may come in two segments
-                chunk = connection.recv(4096)
-                assert chunk, f"the server closed the connection after {answer!r}"
-                answer += chunk
-            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert read_response(connection).startswith(b"HTTP/1.1 200 ")
             time.sleep(0.7)  # longer than the header timeout, shorter than keep-alive + header timeout
+
+
+def test_a_long_response_to_a_pipelined_request_is_never_cut(address):
+    """The second request is already there when the first response ends: no deadline may then run
+    against the connection while its (long) response is written."""
+    with socket.create_connection(address) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.settimeout(10)
+        received = b""
+        while received.count(b"ok") < 2:
+            chunk = connection.recv(4096)
+            assert chunk, f"the connection was closed after {received!r}"
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 ") == 2
 
 
 def test_another_uvicorn_is_refused_unless_allowed(monkeypatch):

@@ -272,9 +272,15 @@ function showLive(on) {
 // that is not 200 (503 while Redis is down or every stream is taken, 429 past this address's
 // streams): then this page tries again, waiting longer each time up to a minute.
 let reconnectDelay = 2000;
+let connectedBefore = false;
 function connect() {
   const source = new EventSource("/api/live");
-  source.onopen = () => { reconnectDelay = 2000; showLive(true); };
+  source.onopen = () => {
+    reconnectDelay = 2000;
+    showLive(true);
+    if (connectedBefore) refreshSoon();  // events sent while it was away are lost: redraw
+    connectedBefore = true;
+  };
   source.onerror = () => {
     showLive(false);
     if (source.readyState === EventSource.CLOSED) {
@@ -282,12 +288,13 @@ function connect() {
       reconnectDelay = Math.min(60000, reconnectDelay * 2);
     }
   };
-  // The server says when Redis goes away and when it is back (events in between are lost: redraw).
+  // The server says when Redis goes away and when it is back, and when this page fell behind and
+  // events were skipped: either way what is shown may be stale, so redraw.
   source.addEventListener("status", (event) => {
     const status = JSON.parse(event.data);
     if (status.projection === "unavailable") showLive(false);
     if (status.projection === "available") { showLive(true); refreshSoon(); }
-    if (status.stream === "dropped") { source.close(); showLive(false); setTimeout(connect, reconnectDelay); }
+    if (status.stream === "behind") refreshSoon();
   });
   source.addEventListener("scores", async (event) => {
     const { period } = JSON.parse(event.data);
