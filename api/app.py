@@ -1,22 +1,23 @@
 """The HTTP API and the dashboard: reads the Redis projection only (never Kafka, never the tables).
 
-Errors are JSON `{"error": CODE, "detail": TEXT}` with a 4xx status; write endpoints need the bearer
-token from configuration (`CHISO766_API_TOKEN`) and answer 401 without it.
+Errors are JSON `{"error": CODE, "detail": TEXT}` (`api.errors`): 4xx for a bad request, 503
+`projection_unavailable` while Redis does not answer; write endpoints need the bearer token from
+configuration (`CHISO766_API_TOKEN`) and answer 401 without it. Every response carries the security
+headers of `api.guard`; what one client and all clients may hold is `api.limits`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import os
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-import orjson
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
@@ -24,8 +25,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
-from sse_starlette.sse import EventSourceResponse
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
+from api.errors import REDIS_UNAVAILABLE, ApiError, install_error_handlers, unavailable
+from api.errors import json_error as _error
+from api.guard import Guard
+from api.limits import ApiLimits
+from api.live import LiveHub
 from api.store import NotFound, Page, ProjectionReader
 from contracts import commands
 from contracts.keys import late_list
@@ -47,12 +54,7 @@ class ApiConfig:
     namespace: str = field(default_factory=lambda: os.environ.get("CHISO766_NAMESPACE", "chiso766"))
     token: str | None = field(default_factory=lambda: os.environ.get("CHISO766_API_TOKEN") or None)
     heartbeat_seconds: float = 15.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str):
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
+    limits: ApiLimits = field(default_factory=ApiLimits.from_env)
 
 
 def _period(text: str) -> str:
@@ -78,30 +80,30 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     requests_total = Counter("chiso766_api_requests_total", "API requests by route and status",
                              ["route", "status"], registry=registry)
     live_clients = Gauge("chiso766_api_live_clients", "Open server-sent-event connections", registry=registry)
-    client = aioredis.from_url(config.redis_url)
+    limits = config.limits
+    client = redis_client(config.redis_url, limits)
     projection = ProjectionReader(client, config.namespace, load_ruleset())
+    hub = LiveHub(config.redis_url, projection.keys.scores_live, projection.keys.alerts_live, limits,
+                  live_clients.set)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start(wait=limits.redis_timeout)
         yield
+        await hub.stop()
         await client.aclose()
 
-    app = FastAPI(title="chiso766 API", version="1.0", lifespan=lifespan,
+    # No /docs or /redoc: they load Swagger UI / ReDoc from a CDN with inline script, which the
+    # same-origin Content-Security-Policy forbids. The OpenAPI document stays at /openapi.json.
+    app = FastAPI(title="chiso766 API", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Decision 766 scores, deadlines and alerts, live from the Redis projection.")
 
-    @app.middleware("http")
-    async def guard_and_count(request: Request, call_next):
-        if len(request.url.query.encode()) > MAX_QUERY_BYTES:
-            response: Response = _error(414, "query_too_long", f"the query string is over {MAX_QUERY_BYTES} bytes")
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        requests_total.labels(route=getattr(route, "path", "other"), status=str(response.status_code)).inc()
-        return response
+    def count(scope: dict, status: int) -> None:
+        requests_total.labels(route=getattr(scope.get("route"), "path", "other"), status=str(status)).inc()
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return _error(error.status, error.error, error.detail)
+    # Query length, security headers, counting and the last-resort 500, outside everything else.
+    app.add_middleware(Guard, max_query_bytes=MAX_QUERY_BYTES, on_response=count)
+    install_error_handlers(app)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:
@@ -114,7 +116,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         presented = authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None
-        if not config.token or presented is None or not hmac.compare_digest(presented, config.token):
+        if not config.token or presented is None or not token_matches(presented, config.token):
             raise ApiError(401, "unauthorized", "a valid bearer token is required for write endpoints")
 
     @app.get("/", include_in_schema=False)
@@ -123,12 +125,19 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/api/health", summary="Liveness: Redis reachable, a worker heartbeat")
-    async def health() -> dict:
-        await client.ping()
-        beat = await projection.worker_heartbeat()
-        return {"status": "ok", "namespace": config.namespace, "worker": beat["mode"] if beat else None,
-                "worker_state": beat.get("state") if beat else None}
+    @app.get("/api/health", summary="Liveness: Redis reachable (else 503 naming it), a worker heartbeat",
+             response_model=None,
+             responses={503: {"description": "a dependency does not answer: `dependencies` names it"}})
+    async def health() -> Response | dict:
+        try:
+            await client.ping()
+            beat = await projection.worker_heartbeat()
+        except REDIS_UNAVAILABLE as error:
+            return unavailable(error, status="unavailable", dependencies={"redis": "unavailable"},
+                               live=hub.state())
+        return {"status": "ok", "namespace": config.namespace, "dependencies": {"redis": "ok"},
+                "worker": beat["mode"] if beat else None, "worker_state": beat.get("state") if beat else None,
+                "live": hub.state()}
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -200,52 +209,54 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                      kind: AlertKind | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         return {"alerts": await projection.recent_alerts(limit, unit, kind)}
 
-    @app.get("/api/live", summary="Server-sent events: `scores` when a period is rewritten, `alert` per alert",
-             response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+    @app.get("/api/live", summary="Server-sent events: `scores` when a period is rewritten, `alert` per alert, "
+             "`status` when Redis goes or comes back", response_class=Response,
+             responses={200: {"content": {"text/event-stream": {}}},
+                        429: {"description": "too many streams from this address"},
+                        503: {"description": "every stream taken, or Redis unreachable"}})
     async def live(request: Request, unit: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
-                   kind: AlertKind | None = None) -> EventSourceResponse:
-        async def events() -> AsyncIterator[dict]:
-            pubsub = client.pubsub()
-            await pubsub.subscribe(projection.keys.scores_live, projection.keys.alerts_live)
-            live_clients.inc()
-            try:
-                while not await request.is_disconnected():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is None:
-                        continue
-                    body = orjson.loads(message["data"])
-                    if message["channel"].decode() == projection.keys.scores_live:
-                        yield {"event": "scores", "data": orjson.dumps(body).decode()}
-                    elif (unit is None or body.get("unit") == unit) and (kind is None or body.get("kind") == kind):
-                        yield {"event": "alert", "data": orjson.dumps(body).decode()}
-            finally:
-                live_clients.dec()
-                await pubsub.aclose()
-
-        return EventSourceResponse(events(), ping=int(config.heartbeat_seconds))
+                   kind: AlertKind | None = None) -> Response:
+        listener = hub.admit(request.client.host if request.client else "unknown", unit, kind)
+        return hub.response(listener, config.heartbeat_seconds)
 
     @app.post("/api/admin/rebuild", status_code=202, dependencies=[Depends(require_token)],
-              summary="Ask the workers to rewrite the projection from table state (bearer token)")
+              summary="Ask the workers to rewrite the projection from table state (bearer token); a request "
+                      "while one is pending joins it", responses={429: {"description": "one was queued just now"}})
     async def rebuild() -> dict:
-        request_id = await commands.queue(client, projection.keys, Command(command="rebuild"))
-        return {"status": "accepted", "request": request_id}
+        queued = await commands.queue_once(client, projection.keys, Command(command="rebuild"),
+                                           limits.rebuild_interval)
+        if queued.outcome == "rate_limited":
+            wait = max(1, round(queued.retry_after))
+            raise ApiError(429, "rate_limited", f"a rebuild was queued less than {limits.rebuild_interval:g} s ago; "
+                           f"retry in {wait} s", {"Retry-After": str(wait)})
+        return {"status": "accepted", "request": queued.request, "joined": queued.outcome == "pending"}
 
     return app
 
 
-def _error(status: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": _clean(detail)}, status_code=status)
+def redis_client(url: str, limits: ApiLimits) -> aioredis.Redis:
+    """The requests' Redis client: a bounded pool that waits `redis_timeout` for a free connection, and
+    one quick retry (a pooled connection to a restarted server fails once, then reconnects) — a Redis
+    that is down costs a request about `redis_timeout`, then a 503."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=limits.redis_connections, timeout=limits.redis_timeout,
+        socket_timeout=limits.redis_timeout, socket_connect_timeout=limits.redis_timeout,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1))
+    return aioredis.Redis(connection_pool=pool)
 
 
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text)[:500]
+def token_matches(presented: str, expected: str) -> bool:
+    """In constant time, for any header: Starlette hands headers over decoded as Latin-1, so their
+    bytes come back exactly (a non-ASCII token is a 401, never a TypeError's 500); the configured
+    token is UTF-8. Comparing digests hides the expected token's length too."""
+    return hmac.compare_digest(hashlib.sha256(presented.encode("latin-1", "replace")).digest(),
+                               hashlib.sha256(expected.encode("utf-8")).digest())
 
 
 async def serve(config: ApiConfig, host: str, port: int) -> None:
-    import uvicorn
+    from api.server import serve as serve_limited
 
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="warning"))
-    await server.serve()
+    await serve_limited(create_app(config), host, port, config.limits)
 
 
 def run(config: ApiConfig, host: str, port: int) -> None:

@@ -118,6 +118,14 @@ def csv_text(value: object) -> object:
     return value
 
 
+def _append(page, values: list) -> None:
+    """A row whose text stays text: a caption, title, name or code like "=HYPERLINK(…)" is never a formula."""
+    page.append([_xlsx_text(value) for value in values])
+    for cell in page[page.max_row]:
+        if cell.data_type == "f":
+            cell.data_type = "s"
+
+
 def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -128,16 +136,13 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     for sheet in sheets:
         page = book.create_sheet(re.sub(r"[\[\]:*?/\\]", "-", sheet.title)[:31])
         if sheet.caption:
-            page.append([_xlsx_text(sheet.caption)])
-        page.append(sheet.columns)
+            _append(page, [sheet.caption])
+        _append(page, sheet.columns)
         header = page.max_row
         for cell in page[header]:
             cell.font = Font(bold=True)
         for row in sheet.rows:
-            page.append([_xlsx_text(value) for value in row])
-            for cell in page[page.max_row]:
-                if cell.data_type == "f":  # a name or code like "=HYPERLINK(…)" is text, never a formula
-                    cell.data_type = "s"
+            _append(page, row)
         for index in range(len(sheet.columns)):
             letter = get_column_letter(index + 1)
             number_format = "0.00%" if index in sheet.percent_columns else (

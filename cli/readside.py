@@ -86,10 +86,13 @@ def api(
     """Serve the HTTP API (OpenAPI at /openapi.json) and the live dashboard at /."""
     from api.app import ApiConfig, run
 
-    config = ApiConfig(redis_url=_redis_url(), namespace=namespace)
+    try:
+        config = ApiConfig(redis_url=_redis_url(), namespace=namespace)
+    except ValueError as error:  # a limit set to something that is not a positive number (CHISO766_API_*)
+        fail(str(error))
     if not config.token:
         err.print("CHISO766_API_TOKEN is not set: write endpoints (rebuild) will answer 401")
-    err.print(f"dashboard: http://{host}:{port}/   API: http://{host}:{port}/docs")
+    err.print(f"dashboard: http://{host}:{port}/   API: http://{host}:{port}/openapi.json")
     run(config, host, port)
 
 

@@ -87,7 +87,7 @@ def _settings(namespace: str, partitions: int, **overrides):
 
     try:
         return resolve(namespace, partitions=partitions, **overrides)
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:  # ValueError: a setting from the environment that is not one
         fail(str(error))
 
 

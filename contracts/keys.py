@@ -116,6 +116,14 @@ class RedisKeys:
     def command_record(self, entry_id: str) -> str:
         return self._key("commands", entry_id)
 
+    def command_pending(self, name: str) -> str:
+        """The stream id of the `name` request no worker has taken yet (one at most: later ones join it)."""
+        return self._key("command-pending", name)
+
+    def command_recent(self, name: str) -> str:
+        """Set when a `name` request is queued, expiring after the minimum interval between two."""
+        return self._key("command-recent", name)
+
     # --- refused events --------------------------------------------------------------------------
     @property
     def rejected(self) -> str:
@@ -153,6 +161,8 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec(("PREFIX:scores:live",), "pub/sub", lambda k: (k.scores_live,)),
     KeySpec(("PREFIX:commands", "PREFIX:commands:ID"), "stream, hash",
             lambda k: (k.commands, k.command_record("ID"))),
+    KeySpec(("PREFIX:command-pending:NAME", "PREFIX:command-recent:NAME"), "string",
+            lambda k: (k.command_pending("NAME"), k.command_recent("NAME"))),
     KeySpec(("PREFIX:alert:ID",), "string", lambda k: (k.alert_marker("ID"),)),
     KeySpec(("PREFIX:keys:PERIOD",), "set", lambda k: (k.period_keys("PERIOD"),)),
     KeySpec(("PREFIX:sources", "PREFIX:clock"), "hash", lambda k: (k.sources, k.clock)),

@@ -69,6 +69,7 @@ async def _act(client: aioredis.Redis, settings: Settings, key: str, entry_id: b
         log.warning("not a command, ignored (%s): %r", error, fields)
         command = None
     if command is not None and command.command == "rebuild":
+        await commands.taken(client, settings.keys, command.command, entry_id.decode())  # the next may queue
         published = await replay.send_watermarks(settings, 0, kind="rebuild")
         record = settings.keys.command_record(entry_id.decode())
         await client.hset(record, mapping={"token": published.token, "status": "sent"})

@@ -34,6 +34,9 @@ class Settings:
     # replay a simulated history dated ahead of today.
     now_override: str | None = field(default_factory=lambda: os.environ.get("CHISO766_NOW") or None)
     future_tolerance: int = FUTURE_TOLERANCE_SECONDS
+    # How long the dead-letter topic keeps a record (its retention.ms, set on every start). A record
+    # holds no personal data (streams.scorer.DeadLetter), but no reason to keep it for ever either.
+    dead_letter_retention_hours: float = field(default_factory=lambda: dead_letter_retention_from_env())
 
     def now(self) -> int:
         """The moment of processing, epoch seconds: the wall clock, or CHISO766_NOW."""
@@ -42,6 +45,10 @@ class Settings:
     def not_after(self) -> int:
         """Epoch seconds after which an event is from the future."""
         return self.now() + self.future_tolerance
+
+    @property
+    def dead_letter_retention_ms(self) -> int:
+        return round(self.dead_letter_retention_hours * 3_600_000)
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}.{name}"
@@ -57,6 +64,21 @@ class Settings:
     @property
     def keys(self) -> RedisKeys:
         return RedisKeys(self.redis_prefix)
+
+
+DEAD_LETTER_RETENTION = "CHISO766_DEAD_LETTER_RETENTION_HOURS"
+DEFAULT_DEAD_LETTER_RETENTION_HOURS = 168.0  # 7 days
+
+
+def dead_letter_retention_from_env() -> float:
+    text = os.environ.get(DEAD_LETTER_RETENTION) or str(DEFAULT_DEAD_LETTER_RETENTION_HOURS)
+    try:
+        hours = float(text)
+    except ValueError:
+        raise ValueError(f"{DEAD_LETTER_RETENTION}={text!r} is not a number of hours") from None
+    if not hours > 0:
+        raise ValueError(f"{DEAD_LETTER_RETENTION}={text!r} must be above 0")
+    return hours
 
 
 DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"

@@ -168,7 +168,9 @@ class Heartbeat:
             return
         if first_look and previous is None:
             return  # a namespace's first worker, or a Redis emptied while none ran: `project --rebuild`
-        await commands.queue(self.redis, self.settings.keys, Command(command="rebuild"))
+        # Joins a rebuild already waiting (several workers, an operator's request); never rate-limited:
+        # an emptied Redis needs it.
+        await commands.queue_once(self.redis, self.settings.keys, Command(command="rebuild"))
         log.warning("Redis restarted (run_id %s, was %s): projection rebuild queued", run_id[:8],
                     (previous or "unknown")[:8])
 

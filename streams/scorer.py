@@ -17,6 +17,7 @@ import msgspec
 from contracts.messages import SourceId, SourceKind
 from schemas import Rejection, decode_message
 from schemas import events as ev
+from schemas.personal_data import scrub
 from scoring.alerts import Alert, AlertPolicy
 from scoring.calendar import WorkingCalendar
 from scoring.contributions import PetitionState, holder_at
@@ -73,15 +74,25 @@ class DeadLetter:
     offset: int
 
     def as_json(self) -> dict:
-        """The record sent to the dead-letter topic: bounded, so a 15 MB message makes a small
-        record (its first bytes, its size and hash, and the source offset to find the original)."""
+        """The record sent to the dead-letter topic: the reason, where the original is (topic,
+        partition, offset), its size and SHA-256 — and, only for a message that parses as JSON, its
+        bytes without the personal-data fields (`schemas.personal_data`; `raw_removed` names them),
+        at most DEAD_LETTER_RAW_BYTES of them. A message that is not JSON may hold personal data
+        anywhere: nothing of it is kept but its size, hash and offsets."""
         raw = self.rejection.raw
-        kept = raw[:DEAD_LETTER_RAW_BYTES]
         letter = {"reason": self.rejection.reason, "detail": self.rejection.detail[:DEAD_LETTER_RAW_BYTES],
                   "path": self.rejection.path, "topic": self.topic, "partition": self.partition,
-                  "offset": self.offset, "raw": kept.decode("utf-8", "backslashreplace")}
-        if len(kept) < len(raw):
-            letter.update(raw_truncated=True, raw_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
+                  "offset": self.offset, "raw_bytes": len(raw), "raw_sha256": hashlib.sha256(raw).hexdigest()}
+        scrubbed = scrub(raw)
+        if scrubbed.data is None:
+            letter["raw_withheld"] = "not JSON: cannot remove personal data from it"
+            return letter
+        kept = scrubbed.data[:DEAD_LETTER_RAW_BYTES]
+        letter["raw"] = kept.decode("utf-8", "backslashreplace")
+        if scrubbed.removed:
+            letter["raw_removed"] = list(scrubbed.removed)
+        if len(kept) < len(scrubbed.data):
+            letter["raw_truncated"] = True
         return letter
 
 

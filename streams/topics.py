@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, TopicAlreadyExistsError
 
 from streams.config import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TALLY_TOPIC, Settings
@@ -58,6 +59,27 @@ async def settings_replication(settings: Settings) -> int:
         await admin.close()
 
 
+def planned_configs(settings: Settings, replication: int) -> dict[str, dict[str, str]]:
+    """Each topic's own settings: the dead letters' retention comes from the settings."""
+    configs = {name: topic_config(replication) for name in planned_topics(settings)}
+    configs[settings.topic(DEAD_LETTER_TOPIC)]["retention.ms"] = str(settings.dead_letter_retention_ms)
+    return configs
+
+
+async def _apply_dead_letter_retention(admin: AIOKafkaAdminClient, settings: Settings, replication: int) -> None:
+    """An existing dead-letter topic gets the retention in force now (a changed setting applies at the
+    next start). AlterConfigs replaces the topic's whole set, so the set sent is all of ours."""
+    name = settings.topic(DEAD_LETTER_TOPIC)
+    wanted = planned_configs(settings, replication)[name]
+    answers = await answered(lambda: admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name,
+                                                                             dict.fromkeys(wanted))]))
+    current = {entry[0]: entry[1] for answer in answers for resource in answer.resources
+               for entry in resource[4]}
+    if all(current.get(key) == value for key, value in wanted.items()):
+        return
+    await answered(lambda: admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, wanted)]))
+
+
 def planned_topics(settings: Settings) -> dict[str, int]:
     partitions = settings.partitions
     return {settings.topic(DOSSIER_TOPIC): partitions, settings.topic(PETITION_TOPIC): partitions,
@@ -71,11 +93,14 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     try:
         existing = await answered(admin.list_topics)
         replication = settings.replication or await cluster_replication(admin)
-        missing = [NewTopic(name, count, replication, topic_configs=topic_config(replication))
+        configs = planned_configs(settings, replication)
+        missing = [NewTopic(name, count, replication, topic_configs=configs[name])
                    for name, count in planned_topics(settings).items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await answered(lambda: admin.create_topics(missing))
+        if settings.topic(DEAD_LETTER_TOPIC) in existing:
+            await _apply_dead_letter_retention(admin, settings, replication)
         # A new topic's partitions show up in metadata a moment after it is created.
         for _ in range(120):
             described = await answered(lambda: admin.describe_topics(list(planned_topics(settings))))

@@ -208,6 +208,42 @@ def _start_redis(directory: Path, port: int, persist: bool = False) -> int:
     return process.pid
 
 
+@dataclass
+class LoneRedis:
+    """A redis-server of its own, no Kafka (its data in `directory`, fsynced on every write): for the
+    API's load test, which stops it mid-run and starts it again on the same port."""
+
+    directory: Path
+    port: int = field(default_factory=lambda: free_port())
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30.0) -> None:
+        import redis
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pid = _start_redis(self.directory, self.port, persist=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=1).ping()
+                return
+            except redis.RedisError:
+                if not _alive(self.pid) or time.monotonic() > deadline:
+                    raise StackError(f"redis-server did not start; see {self.directory}/redis.log") from None
+                time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, sig)
+            _stop(self.pid, 10)
+            self.pid = None
+
+
 async def _kafka_answers(bootstrap: str, brokers: int = 1) -> None:
     """The cluster answers a metadata request, with every one of its `brokers` registered."""
     from aiokafka.admin import AIOKafkaAdminClient

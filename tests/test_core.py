@@ -131,7 +131,8 @@ def test_a_control_message_that_does_not_decode_is_a_dead_letter_and_the_batch_g
     [plan] = run(core, message(received(code_in(0, taken), "2026-09-01 09:00", None)), broken)
     assert plan.events == 1 and plan.rejected == {"invalid_control": 1}
     letter = orjson.loads(plan.dead_letters[0])
-    assert (letter["reason"], letter["offset"], letter["raw"]) == ("invalid_control", 99, "not json")
+    assert (letter["reason"], letter["offset"], letter["raw_bytes"]) == ("invalid_control", 99, 8)
+    assert "raw" not in letter and letter["raw_withheld"], "a message that is not JSON keeps only its hash"
 
 
 def test_a_replay_worker_does_not_tick_and_a_live_one_sends_what_time_changed(ruleset, calendar):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import orjson
+import pytest
+
 from contracts.messages import SourceId
 from schemas import decode_message
 from schemas import events as ev
@@ -117,11 +122,64 @@ def test_a_dead_letter_record_is_bounded_and_points_at_its_original():
     from schemas import Rejection
     from streams.scorer import DEAD_LETTER_RAW_BYTES, DeadLetter
 
-    huge = b"x" * (15 * 1024 * 1024)
+    huge = b"[" + b",".join([b'{"dossier_code":"D-1"}'] * 800_000) + b"]"  # 17 MB of JSON
     letter = DeadLetter(Rejection("oversized", "too big", None, huge), "ns.dossier-events", 3, 42).as_json()
     assert len(letter["raw"]) == DEAD_LETTER_RAW_BYTES and letter["raw_bytes"] == len(huge)
-    assert letter["raw_truncated"] and len(letter["raw_sha256"]) == 64
+    assert letter["raw_truncated"] and letter["raw_sha256"] == hashlib.sha256(huge).hexdigest()
     assert (letter["partition"], letter["offset"]) == (3, 42)
+    not_json = DeadLetter(Rejection("oversized", "too big", None, b"x" * 15_000_000), "t", 0, 1).as_json()
+    assert "raw" not in not_json and not_json["raw_bytes"] == 15_000_000 and len(not_json["raw_sha256"]) == 64
+
+
+SYNC_RECORD = {  # a DongBoHoSoMC record as INGEST.md §2 and §4 describe it, with every personal field
+    "MaHoSo": "000.12.30.H99-250312-00417", "MaTTHC": "1.001234", "KenhThucHien": "2", "LoaiDoiTuong": "1",
+    "ChuHoSo": "Nguyễn Văn An", "SoDienThoai": "0912345678", "Email": "an@example.vn", "Fax": "024000",
+    "MaDoiTuong": "001099012345", "SoGiayToChuHoSo": "001099012345", "ThongTinKhac": "Số 5 Hàng Bài",
+    "DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": "001099012345"}],
+    "TrichYeuHoSo": "Cấp đổi giấy phép lái xe cho Nguyễn Văn An", "GhiChu": "gọi 0912345678",
+    "TaiLieuNop": [{"TepDinhKemId": "7", "DuocSoHoa": "1", "TenTepDinhKem": "cccd-nguyen-van-an.pdf",
+                    "DuongDanTaiTepTin": "https://one-stop.example/files/cccd-nguyen-van-an.pdf"}],
+    "DanhSachGiayToKetQua": [{"GiayToId": "9", "TenGiayTo": "GPLX Nguyễn Văn An",
+                              "DuongDanTepTinKetQua": "https://one-stop.example/r/9.pdf"}],
+    "TienDo": [{"NguoiXuLy": "Trần Thị Bình", "NoiDungXuLy": "Đã gọi cho ông An", "TrangThai": "4"}],
+    "nested": {"deeper": [{"email": "an@example.vn", "ThongTinTiepNhan": "qua điện thoại"}]},
+}
+PERSONAL_VALUES = ("Nguyễn Văn An", "0912345678", "an@example.vn", "001099012345", "Hàng Bài", "Trần Thị Bình",
+                   "cccd-nguyen", "one-stop.example", "ông An", "điện thoại", "024000")
+
+
+@pytest.mark.parametrize("raw", [orjson.dumps(SYNC_RECORD), orjson.dumps([SYNC_RECORD, {"event_type": "x"}]),
+                                 orjson.dumps(SYNC_RECORD, option=orjson.OPT_INDENT_2)])
+def test_a_dead_letter_keeps_no_personal_data(raw):
+    from schemas import Rejection
+    from streams.scorer import DeadLetter
+
+    rejection = Rejection("missing_event_type", "an event needs an `event_type`", None, raw)
+    letter = DeadLetter(rejection, "t", 2, 7).as_json()
+    kept = orjson.dumps(letter).decode()
+    assert not [value for value in PERSONAL_VALUES if value in kept]
+    assert {"ChuHoSo", "SoDienThoai", "DinhDanhCHS", "TrichYeuHoSo", "TenTepDinhKem", "DuongDanTaiTepTin",
+            "NguoiXuLy", "email"} <= set(letter["raw_removed"])
+    kept_record = orjson.loads(letter["raw"])
+    record = kept_record[0] if isinstance(kept_record, list) else kept_record
+    assert record["MaHoSo"] == SYNC_RECORD["MaHoSo"] and record["LoaiDoiTuong"] == "1"  # codes and flags stay
+    assert record["TaiLieuNop"] == [{"TepDinhKemId": "7", "DuocSoHoa": "1"}]
+    assert letter["raw_sha256"] == hashlib.sha256(raw).hexdigest() and (letter["partition"], letter["offset"]) == (2, 7)
+
+
+def test_a_dead_letter_of_clean_json_keeps_its_bytes_and_of_broken_json_only_its_hash():
+    from schemas import Rejection
+    from streams.scorer import DeadLetter
+
+    clean = b'{"event_type": "dossier.teleported",  "event_id": "x"}'
+    letter = DeadLetter(Rejection("unknown_event_type", "?", None, clean), "t", 0, 1).as_json()
+    assert letter["raw"] == clean.decode() and "raw_removed" not in letter
+    broken = rb'{"ChuHoSo": "Nguy\u1ec5n V\u0103n An", "SoDienThoai": "0912345678"'  # cut off: not JSON
+    letter = DeadLetter(Rejection("not_json", "truncated", None, broken), "t", 0, 2).as_json()
+    assert "raw" not in letter and "0912345678" not in orjson.dumps(letter).decode()
+    assert letter["raw_bytes"] == len(broken) and letter["raw_sha256"] == hashlib.sha256(broken).hexdigest()
+    deep = b"[" * 5000 + b"]" * 5000
+    assert "raw" not in DeadLetter(Rejection("not_json", "deep", None, deep), "t", 0, 3).as_json()
 
 
 def test_a_tally_book_skips_and_reports_a_key_it_cannot_read(ruleset, calendar):

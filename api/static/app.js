@@ -90,8 +90,15 @@ async function loadGroups() {
 
 function groupBars(groups) {
   return `<div class="bars" title="${GROUPS.map((g) => `${g} ${num(groups[g])}`).join(" · ")}">` +
-    GROUPS.map((g) => `<span data-group="${g}" style="height:${Math.max(1, 22 * (groups[g] || 0) /
-      (state.groupMax[g] || 22))}px"></span>`).join("") + "</div>";
+    GROUPS.map((g) => `<span data-group="${g}" data-height="${Math.max(1, 22 * (groups[g] || 0) /
+      (state.groupMax[g] || 22))}"></span>`).join("") + "</div>";
+}
+
+// Bar heights and meter widths go through the CSSOM: the Content-Security-Policy forbids inline
+// style attributes in markup, not styles set from the page's own script.
+function sizeBars(root) {
+  root.querySelectorAll("[data-height]").forEach((node) => { node.style.height = `${node.dataset.height}px`; });
+  root.querySelectorAll("[data-width]").forEach((node) => { node.style.width = `${node.dataset.width}%`; });
 }
 
 // Rank movement since the previous period; when there is none, since this page last drew the row.
@@ -126,6 +133,7 @@ async function renderLeaderboard() {
     <table id="leaderboard"><thead><tr><th class="num">${t("rank")}</th><th></th><th>${t("unit")}</th>
     <th class="num">${t("total")}</th><th class="num">${t("change")}</th><th>${t("groups")}</th></tr></thead>
     <tbody>${rows}</tbody></table>`;
+  sizeBars($("#view"));
 }
 
 function trendChart(points) {
@@ -166,7 +174,7 @@ async function renderUnit(code) {
       · ${t("stake")}: ${num(unit.points_at_stake)}</p>
     <h3>${t("groups")}</h3>
     ${unit.groups.map((g) => `<div class="meter" data-group="${g.code}"><span>${esc(g.code)} · ${esc(name(g))}</span>
-      <div class="track"><div class="fill" style="width:${100 * g.score / g.max}%"></div></div>
+      <div class="track"><div class="fill" data-width="${100 * g.score / g.max}"></div></div>
       <span class="num">${num(g.score)} / ${num(g.max)}</span></div>`).join("")}
     <h3>${t("trend")}</h3>${trendChart(unit.trend)}
     <h3>${t("indicators")}</h3>
@@ -186,6 +194,7 @@ async function renderUnit(code) {
     ${unit.children.length ? `<h3>${t("children")}</h3><table><tbody>${unit.children.map((c) => `<tr>
       <td><a href="#/unit/${encodeURIComponent(c.code)}">${esc(c.name)}</a> <span class="muted">${esc(c.code)}</span></td>
       <td class="num">${num(c.total)}</td></tr>`).join("")}</tbody></table>` : ""}`;
+  sizeBars($("#view"));
 }
 
 // The unit's data-quality findings (its own row: pooled over everything below it, like its score)
@@ -253,10 +262,40 @@ async function watchWorker() {
   } catch (error) { /* unreachable: the event stream's own error already says offline */ }
 }
 
+function showLive(on) {
+  $("#live").className = on ? "live on" : "live off";
+  applyLabels();
+  if (on) watchWorker();
+}
+
+// An EventSource retries by itself after a dropped connection, but gives up for good on an answer
+// that is not 200 (503 while Redis is down or every stream is taken, 429 past this address's
+// streams): then this page tries again, waiting longer each time up to a minute.
+let reconnectDelay = 2000;
+let connectedBefore = false;
 function connect() {
   const source = new EventSource("/api/live");
-  source.onopen = () => { $("#live").className = "live on"; applyLabels(); };
-  source.onerror = () => { $("#live").className = "live off"; applyLabels(); };
+  source.onopen = () => {
+    reconnectDelay = 2000;
+    showLive(true);
+    if (connectedBefore) refreshSoon();  // events sent while it was away are lost: redraw
+    connectedBefore = true;
+  };
+  source.onerror = () => {
+    showLive(false);
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(connect, reconnectDelay);
+      reconnectDelay = Math.min(60000, reconnectDelay * 2);
+    }
+  };
+  // The server says when Redis goes away and when it is back, and when this page fell behind and
+  // events were skipped: either way what is shown may be stale, so redraw.
+  source.addEventListener("status", (event) => {
+    const status = JSON.parse(event.data);
+    if (status.projection === "unavailable") showLive(false);
+    if (status.projection === "available") { showLive(true); refreshSoon(); }
+    if (status.stream === "behind") refreshSoon();
+  });
   source.addEventListener("scores", async (event) => {
     const { period } = JSON.parse(event.data);
     if (!state.period) { await loadPeriods(); await loadGroups(); }

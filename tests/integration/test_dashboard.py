@@ -33,6 +33,7 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                      "--lang=vi-VN"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations land there
     session = webdriver.Chrome(service=Service(driver), options=options)
     try:
         yield session
@@ -62,6 +63,9 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         first = asyncio.run(replay.publish(settings, lines[:cut]))
         asyncio.run(replay.wait_for(settings, first, 300, worker=worker.process))
         server = start_api(settings.namespace, tmp_path / "api.log")
+        page = server.get("/")
+        assert "'self'" in page.headers["content-security-policy"] and "frame-ancestors 'none'" in \
+            page.headers["content-security-policy"] and page.headers["x-content-type-options"] == "nosniff"
         browser.get(f"{server.url}/")
         wait = waiting(20)
         wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr"))
@@ -88,6 +92,10 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         resources = browser.execute_script(
             "return performance.getEntriesByType('resource').map(entry => entry.name);")
         assert all(name.startswith(server.url) for name in resources), resources  # no CDN, no remote asset
+        # Under the same-origin CSP the group bars still get their heights (through the CSSOM).
+        heights = browser.execute_script("return [...document.querySelectorAll('.bars span')].map("
+                                         "bar => bar.getBoundingClientRect().height);")
+        assert heights and max(heights) > 1, heights
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
 
@@ -96,10 +104,12 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         wait.until(lambda page: page.find_elements(By.ID, "unit-title"))
         wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#indicators tbody tr"))
         wait.until(lambda page: page.find_element(By.ID, "unit-total").text == vietnamese(after))
-        meters, indicators = browser.execute_script(
+        meters, indicators, filled = browser.execute_script(
             "return [document.querySelectorAll('.meter').length,"
-            " document.querySelectorAll('#indicators tbody tr').length];")
+            " document.querySelectorAll('#indicators tbody tr').length,"
+            " [...document.querySelectorAll('.meter .fill')].map(fill => fill.style.width)];")
         assert meters == 6 and indicators == len(server.get("/api/ruleset").json()["indicators"])
+        assert all(width.endswith("%") for width in filled), filled
         browser.save_screenshot(str(ARTIFACTS / "unit.png"))
 
         # The data-quality panel of the province: its findings (pooled over every unit below it,
@@ -130,6 +140,8 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         # The header switches at once; the unit page is redrawn once its five requests are back.
         english = quality["labels"][next(iter(own))]["en"]
         wait.until(lambda page: all(text in page.page_source for text in ("Indicators", "Data quality", english)))
+        console = [entry["message"] for entry in browser.get_log("browser")]
+        assert not [line for line in console if "Content Security Policy" in line or "Refused to" in line], console
     finally:
         if server:
             stop_api(server)

@@ -5,6 +5,7 @@ the projection equals `chiso766 score` of the clean history and the dead letters
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from streams.config import DOSSIER_TOPIC
 from streams.topics import ensure_topics
 from tests.integration.conftest import chiso766, settings_for
 from tests.integration.test_pipeline import assert_same, read_topic
+from tests.test_scorer import PERSONAL_VALUES, SYNC_RECORD
 
 pytestmark = pytest.mark.integration
 NAMESPACE = "poison"
@@ -36,6 +38,7 @@ def poison_messages(real_dossier: str) -> list[tuple[bytes, list[tuple[str, byte
         (orjson.dumps({**event, "officer_id": "A\x1fB"}), [], "unusable_code"),
         (b"this is not a control message", [(CONTROL_HEADER, b"1")], "invalid_control"),
         (b"[" + b",".join([b"{}"] * 200_000) + b"]", [], "bad_array"),
+        (orjson.dumps(SYNC_RECORD), [], "missing_event_type"),  # a raw sync record, personal data and all
     ]
 
 
@@ -66,4 +69,27 @@ def test_poison_messages_neither_stop_nor_poison_nor_thin_the_pipeline(local_sta
         assert len(orjson.dumps(letter)) < 1024 * 1024, f"a {letter['reason']} dead letter is bounded"
         assert letter["partition"] == 0 and letter["offset"] >= 0
     oversized = next(letter for letter in letters if letter["reason"] == "oversized")
-    assert oversized["raw_truncated"] and oversized["raw_bytes"] == 15 * 1024 * 1024
+    assert "raw" not in oversized and oversized["raw_bytes"] == 15 * 1024 * 1024  # not JSON: its hash only
+    everything = orjson.dumps(letters).decode()
+    assert not [value for value in PERSONAL_VALUES if value in everything], "no personal data in a dead letter"
+    record = next(letter for letter in letters if letter["reason"] == "missing_event_type")
+    assert orjson.loads(record["raw"])["MaHoSo"] == SYNC_RECORD["MaHoSo"] and "ChuHoSo" in record["raw_removed"]
+
+    # The dead letters' retention is the setting in force at each start.
+    topic = settings.topic("dead-letter")
+    assert asyncio.run(topic_config(local_stack.bootstrap, topic, "retention.ms")) == str(7 * 24 * 3_600_000)
+    asyncio.run(ensure_topics(dataclasses.replace(settings, dead_letter_retention_hours=6)))
+    assert asyncio.run(topic_config(local_stack.bootstrap, topic, "retention.ms")) == str(6 * 3_600_000)
+
+
+async def topic_config(bootstrap: str, topic: str, name: str) -> str:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {name: None})])
+    finally:
+        await admin.close()
+    return {entry[0]: entry[1] for answer in answers for resource in answer.resources for entry in resource[4]}[name]

@@ -257,6 +257,10 @@ def test_the_rebuild_endpoint_needs_the_token_and_a_worker_carries_it_out(api_se
                                     worker=worker.process))
     finally:
         worker.stop()
+    # The worker took it, so none is pending; another within the interval (60 s) is refused, saying when.
+    assert client.get(f"{NAMESPACE}:command-pending:rebuild") is None
+    again = httpx.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert again.status_code == 429 and again.json()["error"] == "rate_limited" and int(again.headers["retry-after"])
     province = next(u for u in stream_report(NAMESPACE, "year:2026")["units"] if u["code"] == "H15")
     assert api_server.get("/api/units/H15", period="year:2026").json()["total"] == province["total"]
 
@@ -283,6 +287,34 @@ def test_live_events_stream_scores_and_filtered_alerts(api_server, local_stack):
                     break
     assert received == [("alert", {"kind": "overdue", "unit": "H15.01", "n": 1}),
                         ("scores", {"period": "year:2026", "as_of": "x"})]
+
+
+def test_a_burst_of_events_costs_a_reading_client_nothing_but_what_it_is_told_it_lost(api_server, local_stack):
+    """A replay publishes thousands of alerts in a second: a page reading its stream keeps it, gets
+    the newest events, and is told how many older ones were skipped (each accounted for)."""
+    client = redis.Redis.from_url(local_stack.redis_url)
+    alerts, lost, scores = 0, 0, []
+    with httpx.stream("GET", f"{api_server.url}/api/live", timeout=30) as response:
+        lines = response.iter_lines()
+        time.sleep(0.5)  # subscribed by now
+        pipe = client.pipeline(transaction=False)
+        for number in range(3000):
+            pipe.publish(f"{NAMESPACE}:alerts:live", orjson.dumps({"kind": "overdue", "unit": "H15.01", "n": number}))
+        pipe.publish(f"{NAMESPACE}:scores:live", orjson.dumps({"period": "year:2026", "as_of": "last"}))
+        pipe.execute()
+        event = None
+        for line in lines:
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                body = orjson.loads(line.split(":", 1)[1])
+                alerts += event == "alert"
+                lost += body.get("lost", 0) if event == "status" else 0
+                if event == "scores":
+                    scores.append(body)
+                    break
+    assert scores == [{"period": "year:2026", "as_of": "last"}]
+    assert alerts + lost == 3000 and alerts >= 256  # at least a buffer's worth of the newest arrive
 
 
 def test_schemathesis_finds_no_server_error(api_server, tmp_path):
