@@ -27,7 +27,7 @@ def translator(demo: bool) -> DossierTranslator:
 
 
 def import_archive(
-    archive: Annotated[str, typer.Argument(help="Archive of sync calls: .jsonl or .jsonl.gz, one call or record a line.")],
+    archive: Annotated[str, typer.Argument(help="Sync calls: .jsonl or .jsonl.gz, one call or record a line.")],
     out_path: Annotated[str, typer.Option("--out", help="HISTORY.jsonl[.gz] to write, or - for stdout.")],
     demo: DemoOption = False,
 ) -> None:

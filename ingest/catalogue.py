@@ -40,7 +40,8 @@ def _limits(record: dict) -> list[ev.TimeLimit]:
     if len(set(per_channel.values())) == 1:
         value, unit = next(iter(per_channel.values()))
         return [ev.TimeLimit(value=value, unit=unit)]  # one limit for every channel
-    return [ev.TimeLimit(value=value, unit=unit, channel=channel) for channel, (value, unit) in sorted(per_channel.items())]
+    return [ev.TimeLimit(value=value, unit=unit, channel=channel)
+            for channel, (value, unit) in sorted(per_channel.items())]
 
 
 def procedure(record: object, unit_hint: str = "", arrival: int | None = None) -> Translated:

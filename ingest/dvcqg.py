@@ -241,7 +241,7 @@ class DossierTranslator:
 class _Emitter:
     """Builds a record's events with their deterministic ids."""
 
-    __slots__ = ("out", "code", "source")
+    __slots__ = ("code", "out", "source")
 
     def __init__(self, out: Translated, code: str, source: str):
         self.out, self.code, self.source = out, code, source

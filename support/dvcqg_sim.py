@@ -146,8 +146,7 @@ class SyncWriter:
             by_time.setdefault(_epoch(event["occurred_at"]), []).append(event)
         for at in sorted(by_time):
             progress = [self._apply(record, documents, event, at, iso_style, number) for event in by_time[at]]
-            self._queue(at, "DongBoHoSoMC", unit, {**record, "TaiLieuNop": [dict(d) for d in record["TaiLieuNop"]],
-                                                   "DanhSachHoSoBoSung": [dict(s) for s in record["DanhSachHoSoBoSung"]]})
+            self._queue(at, "DongBoHoSoMC", unit, record)  # encoded now: later actions change `record`
             for step in progress:
                 if step is not None:
                     self._queue(at, "CapNhatTienDoHoSoMC", unit, step)

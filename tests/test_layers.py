@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"contracts", "schemas", "ingest", "scoring", "support", "streams", "api", "gateway", "bench", "cli", "tests"}
+PACKAGES = {"contracts", "schemas", "ingest", "scoring", "support", "streams", "api", "gateway", "bench", "cli",
+            "tests"}
 # What each package may import of the project, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "contracts": set(),  # the keys, scripts and messages every layer shares: nothing of the project
