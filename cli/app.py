@@ -39,6 +39,7 @@ app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
 app.command("import")(ingesting.import_archive)
+app.command("gateway")(ingesting.gateway)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 

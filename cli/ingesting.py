@@ -69,3 +69,40 @@ def report(stats: ImportStats, out_path: str) -> None:
     if stats.notes:
         err.print("facts left out of records taken: " + ", ".join(f"{note} {count:,}" for note, count in
                                                                   stats.notes.most_common()))
+
+
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8767,
+    namespace: Annotated[str, typer.Option("--namespace", help="Topic prefix to publish into.")] = "chiso766",
+    partitions: Annotated[int, typer.Option(help="Partitions of topics the gateway creates (as workers).")] = 4,
+    registry: Annotated[str | None, typer.Option(help="Unit registry (chiso766 unit.upserted lines) to publish"
+                                                 " at start: the sync format has no unit call.")] = None,
+    max_records: Annotated[int, typer.Option(help="Records per call at most.")] = 1000,
+    max_body_mb: Annotated[float, typer.Option(help="Body size at most, in MB.")] = 8.0,
+    session_minutes: Annotated[int, typer.Option(help="How long a session lasts.")] = 30,
+    demo: DemoOption = False,
+) -> None:
+    """Serve the DVCQG sync protocol (session, DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc) into Kafka."""
+    from gateway.app import GatewayConfig, load_credentials, run
+    from support.endpoints import bootstrap_and_redis
+
+    try:
+        secret = pseudonym_secret(os.environ, demo)
+        credentials = load_credentials(os.environ)
+        bootstrap = bootstrap_and_redis()[0]
+    except (MissingSecret, ValueError, OSError, RuntimeError) as error:
+        fail(str(error))
+    lines: list[bytes] = []
+    if registry:
+        try:
+            with open_history(registry) as stream:
+                lines = [line.strip() for line in stream if b'"unit.upserted"' in line]
+        except (OSError, EOFError, zlib.error) as error:
+            fail(f"cannot read the registry {registry}: {error}")
+    config = GatewayConfig(bootstrap=bootstrap, namespace=namespace, secret=secret, credentials=credentials,
+                           partitions=partitions, session_seconds=session_minutes * 60,
+                           max_body_bytes=int(max_body_mb * 1024 * 1024), max_records=max_records, registry=lines)
+    err.print(f"gateway: http://{host}:{port}/integration (session: /auth) → {namespace}.* on {bootstrap}"
+              + (" [demo pseudonym key]" if demo and not os.environ.get("CHISO766_PSEUDONYM_SECRET") else ""))
+    run(config, host, port)
