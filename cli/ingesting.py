@@ -81,6 +81,8 @@ def gateway(
     max_records: Annotated[int, typer.Option(help="Records per call at most.")] = 1000,
     max_body_mb: Annotated[float, typer.Option(help="Body size at most, in MB.")] = 8.0,
     session_minutes: Annotated[int, typer.Option(help="How long a session lasts.")] = 30,
+    publish_timeout: Annotated[float, typer.Option(help="Seconds Kafka has to take a call before it fails (503).")]
+    = 10.0,
     demo: DemoOption = False,
 ) -> None:
     """Serve the DVCQG sync protocol (session, DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc) into Kafka."""
@@ -102,7 +104,8 @@ def gateway(
             fail(f"cannot read the registry {registry}: {error}")
     config = GatewayConfig(bootstrap=bootstrap, namespace=namespace, secret=secret, credentials=credentials,
                            partitions=partitions, session_seconds=session_minutes * 60,
-                           max_body_bytes=int(max_body_mb * 1024 * 1024), max_records=max_records, registry=lines)
+                           max_body_bytes=int(max_body_mb * 1024 * 1024), max_records=max_records, registry=lines,
+                           publish_timeout=publish_timeout)
     err.print(f"gateway: http://{host}:{port}/integration (session: /auth) → {namespace}.* on {bootstrap}"
               + (" [demo pseudonym key]" if demo and not os.environ.get("CHISO766_PSEUDONYM_SECRET") else ""))
     run(config, host, port)
