@@ -183,3 +183,11 @@ def test_shuffled_and_duplicated_records_give_the_same_events(rng: random.Random
     want = {body for line in lines for body in expected.line(line)}
     got = {body for line in noisy for body in actual.line(line)}
     assert got == want and not actual.stats.rejected
+
+
+def test_the_gateway_and_the_workers_name_topics_alike():
+    from contracts import topics
+    from streams import config
+
+    assert (topics.DOSSIER_TOPIC, topics.PETITION_TOPIC, topics.CATALOG_TOPIC, topics.DEAD_LETTER_TOPIC) == (
+        config.DOSSIER_TOPIC, config.PETITION_TOPIC, config.CATALOG_TOPIC, config.DEAD_LETTER_TOPIC)
