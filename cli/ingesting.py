@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cli.common import err, fail
-from cli.history import _bounded_lines, history_size, missing, open_history
+from cli.history import bounded_lines, history_size, missing, open_history
 from ingest.archive import ArchiveImport, ImportStats
 from ingest.dvcqg import DossierTranslator
 from ingest.privacy import Pseudonymiser
@@ -43,7 +43,7 @@ def import_archive(
         with open_history(archive) as stream, open_history(out_path, "wb") as out, \
                 Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("import", total=total, events=0)
-            for number, line in enumerate(_bounded_lines(stream), start=1):
+            for number, line in enumerate(bounded_lines(stream), start=1):
                 read += len(line)
                 for body in importer.line(line):
                     out.write(body)

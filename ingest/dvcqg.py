@@ -20,7 +20,6 @@ between two records of one dossier is resolved by the core, whatever the order t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ingest import loose
@@ -256,14 +255,3 @@ class _Emitter:
     def status(self, status: int, at: int, fact: str) -> None:
         self.add(ev.DossierStatusChanged, f"{fact}:{at}", at, status=status)
 
-
-def distinct(events: Iterable[ev.EventBase]) -> list[ev.EventBase]:
-    """Events with exact duplicates (same encoding) removed, first kept."""
-    seen: set[bytes] = set()
-    kept = []
-    for event in events:
-        body = ev.encode(event)
-        if body not in seen:
-            seen.add(body)
-            kept.append(event)
-    return kept
