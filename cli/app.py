@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.text import Text
 
-from cli import readside, streaming
+from cli import ingesting, readside, streaming
 from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
@@ -38,6 +38,8 @@ app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
+app.command("import")(ingesting.import_archive)
+app.command("gateway")(ingesting.gateway)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 
@@ -109,8 +111,14 @@ def simulate(
     start: Annotated[str, typer.Option(help="First day of the history (ISO date).")] = "2026-01-05",
     days: Annotated[int, typer.Option(min=1, max=3650, help="Length of the history in days.")] = 320,
     out_path: Annotated[str, typer.Option("--out", help="FILE.jsonl, FILE.jsonl.gz or - for stdout.")] = "-",
+    output_format: Annotated[str, typer.Option("--format", help="native (chiso766 events) or dvcqg (the"
+                                               " province's sync calls, for `import` and the gateway).")] = "native",
+    facts: Annotated[str, typer.Option("--facts", help="all, or sync: only the facts the dvcqg sync format"
+                                       " carries (the native side of the equivalence).")] = "all",
 ) -> None:
     """Write a seeded, realistic event history of one province."""
+    if output_format not in ("native", "dvcqg") or facts not in ("all", "sync"):
+        fail(f"--format is native or dvcqg and --facts all or sync, got {output_format!r} / {facts!r}")
     try:
         first_day = date.fromisoformat(start)
     except ValueError:
@@ -121,7 +129,15 @@ def simulate(
              f"{first_day} + {days} days ends {last_day}")
     if not province or not usable_code(province) or "." in province:
         fail(f"--province must be a unit code without `.`, `|` or control characters, got {province!r}")
-    simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar())
+    if output_format == "dvcqg":
+        from support.dvcqg_sim import sync_archive
+
+        count = write_lines(out_path, sync_archive(seed, dossiers, province, start=first_day, days=days,
+                                                   calendar=resources.load_calendar()))
+        err.print(f"wrote {count:,} sync calls (and unit lines) for {dossiers:,} dossiers to {out_path}")
+        return
+    simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar(),
+                          sync_facts_only=facts == "sync")
     count = write_lines(out_path, simulator.events())
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")
 

@@ -129,6 +129,9 @@ def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield line
 
 
+bounded_lines = _bounded_lines  # for the other commands that read line files (`import`)
+
+
 def write_lines(path: str, lines: Iterator[bytes]) -> int:
     count = 0
     with open_history(path, "wb") as out:

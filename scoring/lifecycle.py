@@ -254,8 +254,8 @@ def _reappointed(state: DossierState, event: ev.DueReappointed, at: int) -> None
     candidate = (at, _seconds(event.new_due_at))
     if state.reappointed is None or candidate > state.reappointed:
         state.reappointed = candidate
-    if candidate[1] not in state.reappointed_dues:  # the two earliest tell "more than once"
-        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))[:2]
+    if candidate[1] not in state.reappointed_dues:  # three earliest: one may be the original due
+        state.reappointed_dues = tuple(sorted((*state.reappointed_dues, candidate[1])))[:3]
     if event.apology_sent_at is not None:
         apology = _seconds(event.apology_sent_at)
         if state.apology_at is None or apology < state.apology_at:
@@ -363,6 +363,14 @@ def judged_at(state: DossierState, moment: int, switches: LifecycleSwitches) -> 
         if obligation_pending is not None and (pending is None or obligation_pending < pending):
             pending = obligation_pending
     return (pending if pending is not None else moment) - paused
+
+
+def reappointments(state: DossierState) -> tuple[int, ...]:
+    """The re-appointed dues that differ from the original: a "re-appointment" to the due the dossier
+    already had changes nothing (sources that resend whole records, as the DVCQG sync does, state
+    their current due on every record: only a changed one is a re-appointment)."""
+    dues = state.reappointed_dues
+    return tuple(due for due in dues if due != state.due_at)[:2] if dues else dues
 
 
 def due_for_scoring(state: DossierState, switches: LifecycleSwitches) -> int | None:

@@ -70,8 +70,9 @@ def record_findings(state: DossierState, directory: Directory, calendar: Working
             found.append("no_due")
     elif due_at is not None and due_at > limit_due and local_day(due_at) > local_day(limit_due):
         found.append("due_beyond_limit")
-    if state.reappointed_dues:
-        if len(state.reappointed_dues) > 1:
+    reappointed = lc.reappointments(state)
+    if reappointed:
+        if len(reappointed) > 1:
             found.append("reappointed_twice")
         due = state.due_at if state.due_at is not None else limit_due
         hours = directory.hours(state.unit)

@@ -43,6 +43,17 @@ echo $! >> "$pids"
 echo "== 5. feeding the history at ~$rate events/s; the leaderboard refreshes as scores change"
 nohup chiso766 replay "$out/history.jsonl.gz" --namespace "$namespace" --rate "$rate" > "$out/feed.log" 2>&1 &
 echo $! >> "$pids"
+gateway_port="${GATEWAY_PORT:-$(python -c 'from support.stack import free_port; print(free_port())')}"
+sync_dossiers="${SYNC_DOSSIERS:-2000}"
+echo "== 5b. a second province speaking the portal's sync protocol: the gateway on http://127.0.0.1:$gateway_port/"
+chiso766 simulate --seed 767 --dossiers "$sync_dossiers" --province H16 --format dvcqg --out "$out/sync-calls.jsonl.gz"
+export CHISO766_GATEWAY_CREDENTIALS='{"demo-one-stop": "demo-password"}'
+nohup chiso766 gateway --namespace "$namespace" --port "$gateway_port" --demo \
+  --registry "$out/sync-calls.jsonl.gz" > "$out/gateway.log" 2>&1 &
+echo $! >> "$pids"
+nohup python scripts/feed_gateway.py "http://127.0.0.1:$gateway_port" "$out/sync-calls.jsonl.gz" \
+  > "$out/gateway-feed.log" 2>&1 &
+echo $! >> "$pids"
 sleep 8
 chiso766 leaderboard --period "year:$(date +%Y)" --group "agencies:H15" --namespace "$namespace" --watch \
   --duration "${DURATION:-45}"

@@ -35,6 +35,11 @@ LIMIT_CHOICES = [((8, "hours"), 4), ((4, "hours"), 2), ((1, "working_days"), 6),
                  ((20, "working_days"), 3), ((10, "days"), 3), ((30, "days"), 2), ((1, "months"), 1)]
 
 
+UNSYNCABLE = frozenset({"dossier.rated", "dossier.petition_linked", "petition.received", "petition.answered",
+                        "petition.rated"})
+UNSYNCABLE_FIELDS = {"dossier.received": ("officer_id", "time_limit"), "dossier.due_reappointed": ("apology_sent_at",)}
+
+
 @dataclass(frozen=True)
 class UnitSpec:
     code: str
@@ -57,8 +62,13 @@ def _weighted(rng: random.Random, choices: list) -> tuple:
 
 class Simulator:
     def __init__(self, seed: int, dossiers: int, province: str = "H15", start: date = date(2026, 1, 5),
-                 days: int = 320, calendar: WorkingCalendar | None = None):
+                 days: int = 320, calendar: WorkingCalendar | None = None, sync_facts_only: bool = False):
         self.rng = random.Random(seed)
+        # Only the facts the DVCQG sync format can carry (support/dvcqg_sim.py): the same draws,
+        # so the same province, told the way its sync calls tell it. Left out: ratings, petitions,
+        # apology letters, offline payments, the receiving officer, a receipt's own time limit (the
+        # catalogue has it), steps still running at the end; every received dossier counts as synced.
+        self.sync_facts_only = sync_facts_only
         self.dossier_count, self.province, self.days = dossiers, province, days
         self.start = int(datetime.combine(start, datetime.min.time(), VIETNAM).timestamp())
         self.end = self.start + days * 86400
@@ -70,6 +80,12 @@ class Simulator:
         self._sequence = 0
 
     def _emit(self, ts: int, event_type: str, event_id: str, **fields) -> None:
+        if self.sync_facts_only:
+            if event_type in UNSYNCABLE or (event_type == "dossier.payment_made" and not fields["online"]) or \
+                    (event_type == "dossier.processing_step" and "completed_at" not in fields):
+                return
+            for name in UNSYNCABLE_FIELDS.get(event_type, ()):
+                fields.pop(name, None)
         body = {"event_id": event_id, "event_type": event_type, "schema_version": 1, "occurred_at": _iso(ts),
                 "source": "sim-one-stop", **{k: v for k, v in fields.items() if v is not None}}
         self._sequence += 1
@@ -167,7 +183,7 @@ class Simulator:
              received_at=_iso(received), due_at=_iso(due) if rng.random() < 0.95 else None,
              time_limit={"value": procedure["limit"][0], "unit": procedure["limit"][1]},
              fee_amount=fee, officer_id=receiver)
-        if rng.random() < 0.97:
+        if rng.random() < 0.97 or self.sync_facts_only:
             emit(received + rng.randint(30, 3600), "dossier.portal_sync_acknowledged")
         emit(received + rng.randint(60, 7200), "dossier.digitisation_recorded",
              components_digitised=rng.random() < unit.quality, reused_digitised_data=rng.random() < 0.3,

@@ -8,16 +8,19 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"contracts", "schemas", "scoring", "support", "streams", "api", "bench", "cli", "tests"}
+PACKAGES = {"contracts", "schemas", "ingest", "scoring", "support", "streams", "api", "gateway", "bench", "cli",
+            "tests"}
 # What each package may import of the project, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "contracts": set(),  # the keys, scripts and messages every layer shares: nothing of the project
     "schemas": set(),
     "scoring": {"schemas"},
+    "ingest": {"contracts", "schemas"},  # pure translation of the DVCQG sync format: no I/O
     "support": {"schemas", "scoring"},  # data files, the local stack, the simulator
     "streams": {"contracts", "schemas", "scoring", "support"},
     "api": {"contracts", "schemas", "scoring", "support"},  # never streams: the API reaches workers through Redis
-    "bench": {"contracts", "schemas", "scoring", "support", "streams", "api"},
+    "gateway": {"contracts", "schemas", "ingest", "support"},  # its own process: never streams, api or scoring
+    "bench": {"contracts", "schemas", "ingest", "scoring", "support", "streams", "api", "gateway"},
     "cli": PACKAGES - {"cli", "tests"},  # the outermost shell
     "tests": PACKAGES - {"cli"},
 }

@@ -1,0 +1,5 @@
+"""The names of a namespace's topics (`NAMESPACE.NAME`): the workers, replay and the gateway agree on
+them here. tests/test_ingest.py checks streams.config spells them the same."""
+
+DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC = "dossier-events", "petition-events", "catalog-events"
+DEAD_LETTER_TOPIC = "dead-letter"
