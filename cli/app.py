@@ -17,6 +17,7 @@ from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.portal import portal_app
+from cli.reconcile import reconcile_command
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
@@ -40,6 +41,7 @@ app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
+app.command("reconcile")(reconcile_command)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 
