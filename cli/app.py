@@ -16,6 +16,7 @@ from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
+from cli.plan import plan_command
 from cli.portal import portal_app
 from cli.reconcile import reconcile_command
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
@@ -42,6 +43,7 @@ app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
 app.command("reconcile")(reconcile_command)
+app.command("plan")(plan_command)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 
