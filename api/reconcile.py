@@ -77,3 +77,51 @@ def reconcile_sheets(result: dict, lang: str = "vi") -> list[Sheet]:
             explanations.rows.append([row["code"], item["label"], item["count"], item["total_points"],
                                       item["accounted"], ", ".join(item["dossiers"])])
     return [units, indicators, explanations]
+
+
+async def reconciliation(projection: ProjectionReader, period: str, unit: str) -> dict:
+    """The unit's stored reconciliation (explanations included, from `reconcile … HISTORY --store`), else
+    its published against projected scores with no explanations."""
+    stored = await projection.client.hget(projection.keys.reconciliation(period), unit)
+    if stored is not None:
+        return orjson.loads(stored)
+    result = await reconcile_unit(projection, period, unit)
+    if not result["units"]:
+        raise NotFound("unknown_unit", f"no unit {unit!r} in both the publication and the projection of {period}")
+    return {**{key: value for key, value in result.items() if key != "units"}, **result["units"][0]}
+
+
+async def stored_plan(projection: ProjectionReader, period: str, unit: str, target: str) -> dict:
+    raw = await projection.client.hget(projection.keys.plans(period), f"{unit}|{target}")
+    if raw is None:
+        raise NotFound("no_plan", f"no plan of {unit} for {target} in {period}: a plan names dossiers, which only the "
+                                  f"event history holds; make it with chiso766 plan HISTORY --unit {unit} --period "
+                                  f"{period} --target {target} --store NAMESPACE")
+    return orjson.loads(raw)
+
+
+async def plan_sheet(projection: ProjectionReader, period: str, members: list[dict], lang: str = "vi") -> Sheet:
+    """The monthly notice's sheet: each agency's and commune's plan to the next band (stored with
+    `chiso766 plan HISTORY --unit all --period P --target next-band --store NS`)."""
+    vi = lang == "vi"
+    sheet = Sheet("plans", "Kế hoạch lên hạng" if vi else "Plans to the next band", [
+        "Mã đơn vị" if vi else "Unit", "Đơn vị" if vi else "Name", "Điểm dự kiến cuối kỳ" if vi else "Projected",
+        "Cần đạt" if vi else "Needed", "Đạt được" if vi else "Reachable", "Số việc cần làm" if vi else "Actions",
+        "Điểm sau kế hoạch" if vi else "After the plan", "Việc cần làm" if vi else "What to do"],
+        score_columns=frozenset({2, 3, 6}),
+        caption=(f"{period}: chiso766 plan HISTORY --unit all --period {period} --target next-band --store NS"))
+    wanted = [unit for unit in members if unit.get("level") in ("agency", "commune")]
+    if not wanted:
+        return sheet
+    raw = await projection.client.hmget(projection.keys.plans(period), [f"{u['code']}|next-band" for u in wanted])
+    for unit, value in zip(wanted, raw, strict=True):
+        if value is None:
+            sheet.rows.append([unit["code"], unit["name"], None, None, None, None, None,
+                               "chưa lập kế hoạch" if vi else "no plan stored"])
+            continue
+        plan = orjson.loads(value)
+        steps = "; ".join(f"{a['label' if vi else 'label_en']} {a['dossier']} ({a['officer'] or '—'}, "
+                          f"+{a['points']:.2f})" for a in plan["actions"])
+        sheet.rows.append([unit["code"], unit["name"], plan["baseline_total"], plan["target_total"],
+                           plan["reachable"], len(plan["actions"]), plan["total_after"], steps or plan["note"]])
+    return sheet

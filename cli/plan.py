@@ -24,10 +24,14 @@ out = console(width=None if sys.stdout.isatty() else 200)
 
 def plan_command(
     history: Annotated[str | None, typer.Argument(help="History file (.jsonl or .jsonl.gz).")] = None,
-    unit: Annotated[str, typer.Option("--unit", help="The unit to plan for.")] = "",
+    unit: Annotated[str, typer.Option("--unit", help="The unit to plan for; `all`: every agency and commune.")] = "",
     period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")] = "",
-    target: Annotated[str, typer.Option(help="rank:N (in the unit's peer group), band:NAME or total:X.")] = "",
+    target: Annotated[str, typer.Option(help="rank:N (in the unit's peer group), band:NAME, total:X or next-band."
+                                        )] = "",
     namespace: Annotated[str | None, typer.Option("--namespace", help="Not for plans: see the message.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Also store the plan(s) in this namespace's projection "
+                                                              "(for the API, the dashboard and the monthly notice)."
+                                              )] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="\"Now\" (default: the latest event).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     emit_events: Annotated[Path | None, typer.Option("--emit-events", help="Write the events the plan assumes "
@@ -61,9 +65,26 @@ def plan_command(
     if moment is None:
         fail(f"{history} holds no valid event")
     try:
-        result = Planner(engine, reporting, moment).plan(unit, wanted)
+        planner = Planner(engine, reporting, moment)
+        if unit == "all":
+            plans = [planner.plan(code, wanted) for code in sorted(engine.directory.units)
+                     if engine.directory.units[code].level in ("agency", "commune")]
+        else:
+            plans = [planner.plan(unit, wanted)]
     except PlanError as error:
         fail(str(error))
+    if store is not None:
+        store_plans(store, reporting.key, plans)
+    if len(plans) > 1:
+        if emit_events is not None:
+            fail("--emit-events takes the plan of one unit")
+        if as_json:
+            dump([plan.as_json() for plan in plans])
+        else:
+            for plan in plans:
+                print_plan(plan)
+        return
+    result = plans[0]
     if emit_events is not None:
         encoder = msgspec.json.Encoder()
         count = write_lines(str(emit_events), (encoder.encode(event) for event in plan_events(result)))
@@ -73,6 +94,25 @@ def plan_command(
         dump(result.as_json())
     else:
         print_plan(result)
+
+
+def store_plans(namespace: str, period: str, plans: list[Plan]) -> None:
+    import orjson
+    import redis
+
+    from cli.readside import redis_endpoint
+    from contracts.keys import RedisKeys
+
+    url, where = redis_endpoint()
+    client = redis.Redis.from_url(url)
+    try:
+        client.hset(RedisKeys(namespace).plans(period),
+                    mapping={f"{plan.unit}|{plan.target.text}": orjson.dumps(plan.as_json()) for plan in plans})
+    except redis.exceptions.ConnectionError:
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    finally:
+        client.close()
+    err.print(f"stored {len(plans)} plan(s) for {period} in namespace {namespace}")
 
 
 def print_plan(plan: Plan) -> None:

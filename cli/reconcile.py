@@ -48,6 +48,9 @@ def reconcile_command(
     now: Annotated[str | None, typer.Option("--now", help="The moment of processing (default: the wall clock)."
                                             )] = None,
     lang: Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")] = Language.vi,
+    store: Annotated[str | None, typer.Option("--store", help="Also store the reconciliation (explanations "
+                                                              "included) in this namespace for the API and "
+                                                              "dashboard.")] = None,
 ) -> None:
     """For every unit in both and every indicator: ours against the published numerator, denominator
     and score, the points between them, and the dossiers that explain them; what cannot be
@@ -97,6 +100,8 @@ def reconcile_command(
     result["period"] = reporting.key
     if explanations is None:
         result["notes"] = [NO_DOSSIERS]
+    if store is not None:
+        _store(store, result)
     if output is Format.json:
         dump(result)
     elif output is Format.xlsx:
@@ -107,6 +112,29 @@ def reconcile_command(
         err.print(f"wrote {out_path}")
     else:
         _print(result)
+
+
+def _store(namespace: str, result: dict) -> None:
+    """Each unit's row with what it was reconciled against, for `/api/reconcile`."""
+    import orjson
+    import redis
+
+    from cli.readside import redis_endpoint
+    from contracts.keys import RedisKeys
+
+    url, where = redis_endpoint()
+    client = redis.Redis.from_url(url)
+    context = {"period": result["period"], "published": result["published"],
+               "explained_from": result.get("explained_from"), "notes": result.get("notes", [])}
+    try:
+        if result["units"]:
+            client.hset(RedisKeys(namespace).reconciliation(result["period"]),
+                        mapping={row["code"]: orjson.dumps({**context, **row}) for row in result["units"]})
+    except redis.exceptions.ConnectionError:
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    finally:
+        client.close()
+    err.print(f"stored the reconciliation of {len(result['units'])} units for {result['period']} in {namespace}")
 
 
 def _print(result: dict) -> None:

@@ -49,12 +49,15 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # rank, band, total
+    kind: str  # rank, band, total, next-band
     value: str  # as given
     text: str
 
-    def threshold(self, ruleset: Ruleset, others: list[Fraction]) -> Fraction:
+    def threshold(self, ruleset: Ruleset, others: list[Fraction], baseline: Fraction = Fraction(0)) -> Fraction:
         """The total that meets the target, others standing still."""
+        if self.kind == "next-band":
+            above = [Fraction(str(band.min)) for band in ruleset.bands if Fraction(str(band.min)) > baseline]
+            return min(above) if above else baseline  # already in the top band: stay there
         if self.kind == "total":
             return Fraction(self.value)
         if self.kind == "band":
@@ -71,6 +74,8 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
+    if text == "next-band":
+        return Target("next-band", "", text)
     kind, _, value = text.partition(":")
     if kind == "rank" and value.isdigit() and int(value) >= 1:
         return Target(kind, value, text)
@@ -83,7 +88,7 @@ def parse_target(text: str) -> Target:
             number = None
         if number is not None and 0 <= number <= 100:
             return Target(kind, value, text)
-    raise PlanError(f"target must be rank:N (N ≥ 1), band:NAME or total:X (0-100), got {text!r}")
+    raise PlanError(f"target must be rank:N (N ≥ 1), band:NAME, total:X (0-100) or next-band, got {text!r}")
 
 
 @dataclass
@@ -225,7 +230,7 @@ class Planner:
             raise PlanError(f"no unit {unit_code!r} in the registry")
         directory, ruleset = self.context.directory, self.context.ruleset
         peers = [u for u in self.baseline if u.peer_group == unit.peer_group and u.code != unit.code]
-        threshold = target.threshold(ruleset, [u.card.total for u in peers])
+        threshold = target.threshold(ruleset, [u.card.total for u in peers], unit.card.total)
         subtree = {code for code in directory.units if unit_code in (code, *directory.ancestors(code))}
         candidates = self.candidates(subtree)
         chosen = self._greedy(unit, candidates, threshold)

@@ -304,7 +304,7 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
              "--namespace", NAMESPACE)
     book = load_workbook(xlsx)
     assert book.sheetnames == ["Xếp hạng đơn vị", "Quá hạn theo đơn vị", "Hồ sơ trễ hạn", "Cán bộ",
-                               "Tỷ lệ trực tuyến"]
+                               "Tỷ lệ trực tuyến", "Kế hoạch lên hạng"]
     ranking = list(book["Xếp hạng đơn vị"].iter_rows(values_only=True))
     assert ranking[0][:5] == ("Nhóm so sánh", "Hạng", "Thay đổi hạng", "Mã đơn vị", "Đơn vị")
     assert {row[3]: (row[1], row[-1]) for row in ranking[1:]} == {
