@@ -99,7 +99,7 @@ def reconcile_command(
     result = reconcile(publication, ours, ruleset, explanations, page, size, lang.value)
     result["period"] = reporting.key
     if explanations is None:
-        result["notes"] = [NO_DOSSIERS]
+        result["notes"] = [NO_DOSSIERS, *result["notes"]]
     if store is not None:
         _store(store, result)
     if output is Format.json:

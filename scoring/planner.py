@@ -194,11 +194,12 @@ class Planner:
                     if document:
                         events += _result_events(state.code, at + 60)
                     found.append(make("finish", at, events))
-                if (state.fee > 0 or state.flags & lc.FEE_SET) and not state.flags & lc.FEE_PAID:
+                # The fee of a financial obligation is not kept in the state: only a receipt's fee is offered.
+                if state.fee > 0 and not state.flags & lc.FEE_PAID:
                     at = now + LEAD_SECONDS // 2
                     found.append(make("pay_online", at, [ev.PaymentMade(
                         event_id=f"plan-{state.code}-pay", occurred_at=_at(at), source="chiso766-plan",
-                        dossier_code=state.code, amount=max(state.fee, 1), online=True)]))
+                        dossier_code=state.code, amount=state.fee, online=True)]))
             elif document and not state.flags & lc.RESULT_ELECTRONIC and end >= period.start \
                     and (state.status_at.get(9) or state.status_at.get(10)):
                 found.append(make("e_result", now + 600, _result_events(state.code, now + 600)))

@@ -29,6 +29,9 @@ from scoring.ruleset import GROUP_CODES, Ruleset, as_number
 
 HUNDREDTH = Fraction(1, 100)
 GUESS_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a guessed catalogue entry is older than any real one
+# What a sync acknowledgement does not carry, so no explanation can be built from it.
+NOT_KEPT = ("the sync acknowledgement carries no copy of what was sent: status times or dues that differ from "
+            "what was synced (other than a re-appointed due) cannot be found from our data")
 ACCOUNTED = ("unsynced", "reappointed_due", "unknown_procedure")
 LABELS = {
     "unsynced": ("Hồ sơ chưa được Cổng DVCQG xác nhận đồng bộ", "received dossiers with no portal-sync "
@@ -330,4 +333,5 @@ def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Rules
                                                         "collected_at": publication.collected_at},
             "units": rows, "only_published": sorted(published.keys() - ours.keys()),
             "only_ours": sorted(ours.keys() - published.keys()),
-            "explained_from": "dossier states" if explanations is not None else None}
+            "explained_from": "dossier states" if explanations is not None else None,
+            "notes": [NOT_KEPT] if explanations is not None else []}

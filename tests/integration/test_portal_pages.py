@@ -62,6 +62,12 @@ def test_reconcile_and_plan_pages(local_stack, history_file, tmp_path, browser, 
         chiso766("plan", str(history_file), "--unit", "all", "--period", "month:2026-07", "--target", "next-band",
                  "--store", namespace, "--now", NOW)
 
+        # From the projection instead of the history: the same comparison, no explanations, and it says why.
+        projected = orjson.loads(chiso766("reconcile", "--portal", str(published), "--namespace", namespace,
+                                          "--format", "json", "--unit", "H15").stdout)
+        assert projected["units"][0]["explanations"] == [] and "HISTORY" in projected["notes"][0]
+        assert projected["units"][0]["our_total"] == orjson.loads(
+            client.hget(f"{namespace}:scores:{YEAR}", "H15"))["total"]
         server = start_api(namespace, tmp_path / "api.log")
         row = server.get("/api/reconcile", unit="H15", period=YEAR).json()
         assert row["published_total"] == report["units"][0]["total"]

@@ -329,7 +329,7 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
     chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "csv", "--out", str(as_csv),
              "--namespace", NAMESPACE)
     rows = list(csv.reader(as_csv.open(encoding="utf-8-sig")))
-    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 5
+    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 6
     failed = chiso766("export", "--period", "month:2026-05", "--unit", "NOPE", "--out", str(tmp_path / "x.xlsx"),
                       "--namespace", NAMESPACE, check=False)
     assert failed.returncode != 0 and "NOPE" in failed.stderr
