@@ -44,6 +44,7 @@ STATIC = Path(__file__).parent / "static"
 MAX_QUERY_BYTES = 2048
 CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+TARGET_PATTERN = r"^(next-band|rank:[1-9][0-9]{0,4}|band:[^:|]{1,32}|total:[0-9]{1,3}(\.[0-9]{1,2})?)$"
 AlertKind = Literal["approaching", "apology_due", "overdue"]
 ListQuery = Annotated[Literal["overdue", "approaching"], Query(alias="list", description="which list")]
 
@@ -203,6 +204,22 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     @app.get("/api/quality", summary="Data-quality counts: findings per unit, refused events by reason")
     async def quality(period: PeriodQuery, unit: UnitFilter = None) -> dict:
         return await projection.quality(_period(period), unit)
+
+    @app.get("/api/reconcile", summary="A unit's published (national portal) against its own scores, with "
+                                       "the dossiers that explain the gap when a reconciliation was stored")
+    async def reconcile(unit: Annotated[str, Query(pattern=CODE_PATTERN)], period: PeriodQuery) -> dict:
+        from api.reconcile import reconciliation
+
+        return await reconciliation(projection, _period(period), unit)
+
+    @app.get("/api/units/{code}/plan", summary="The fewest actions that bring a unit to a target this period "
+                                                "(plans stored with chiso766 plan … --store)")
+    async def plan(code: Code, period: PeriodQuery,
+                   target: Annotated[str, Query(pattern=TARGET_PATTERN, examples=["next-band", "rank:3"])]
+                   = "next-band") -> dict:
+        from api.reconcile import stored_plan
+
+        return await stored_plan(projection, _period(period), code, target)
 
     @app.get("/api/alerts", summary="Recent alerts, newest first")
     async def alerts(unit: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,

@@ -97,7 +97,9 @@ async def monthly_notice(projection: ProjectionReader, month: str, root: str, la
         indicators = unit["indicators"]
         online.rows.append([unit["code"], unit["name"], indicators[ONLINE_SERVICE]["denominator"],
                             _rate(indicators[ONLINE_SERVICE]), _rate(indicators[ONLINE_PAYMENT])])
-    return [ranking, overdue, late, officers, online]
+    from api.reconcile import plan_sheet  # the plans to the next band, stored by `chiso766 plan … --store`
+
+    return [ranking, overdue, late, officers, online, await plan_sheet(projection, period.key, members, lang)]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheet programs may read as a formula

@@ -16,6 +16,9 @@ from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
+from cli.plan import plan_command
+from cli.portal import portal_app
+from cli.reconcile import reconcile_command
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
@@ -29,6 +32,7 @@ app = typer.Typer(help="chiso766 — real-time Decision 766 service-quality scor
 ruleset_app = typer.Typer(help="Work with ruleset files (weights, targets, 0/0 rules).", no_args_is_help=True)
 app.add_typer(ruleset_app, name="ruleset")
 app.add_typer(streaming.stack_app, name="stack")
+app.add_typer(portal_app, name="portal")
 app.command("worker")(streaming.worker)
 app.command("replay")(streaming.replay)
 app.command("scores")(streaming.scores)
@@ -40,6 +44,8 @@ app.command("alerts")(readside.alerts)
 app.command("check")(check)
 app.command("import")(ingesting.import_archive)
 app.command("gateway")(ingesting.gateway)
+app.command("reconcile")(reconcile_command)
+app.command("plan")(plan_command)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 

@@ -40,6 +40,15 @@ def _redis_url() -> str:
         fail(str(error))
 
 
+def redis_endpoint() -> tuple[str, str]:
+    """The Redis URL, and where it points for messages (never the URL itself: it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    url = _redis_url()
+    parts = urlsplit(url)
+    return url, parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+
+
 def _projection(namespace: str):
     import redis.asyncio as aioredis
 

@@ -132,6 +132,22 @@ class RedisKeys:
     def rejected_in(self, period: str) -> str:
         return self._key("rejected", period)
 
+    # --- what the national portal published (`chiso766 portal load`) ----------------------------
+    def portal(self, period: str) -> str:
+        """Unit code → the published unit's JSON, for the period the publication covers."""
+        return self._key("portal", period)
+
+    def portal_meta(self, period: str) -> str:
+        return self._key("portal-meta", period)
+
+    def reconciliation(self, period: str) -> str:
+        """Unit code → its reconciliation with dossier-level explanations (`reconcile … --store`)."""
+        return self._key("reconcile", period)
+
+    def plans(self, period: str) -> str:
+        """`UNIT|TARGET` → a stored plan (`plan … --store`)."""
+        return self._key("plans", period)
+
 
 @dataclass(frozen=True)
 class KeySpec:
@@ -170,6 +186,10 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec(("PREFIX:worker", "PREFIX:worker:ID"), "string", lambda k: (k.worker, k.worker_beat("ID"))),
     KeySpec(("PREFIX:redis-run",), "string", lambda k: (k.redis_run,)),
     KeySpec(("PREFIX:rejected", "PREFIX:rejected:PERIOD"), "hash", lambda k: (k.rejected, k.rejected_in("PERIOD"))),
+    KeySpec(("PREFIX:portal:PERIOD", "PREFIX:portal-meta:PERIOD"), "hash",
+            lambda k: (k.portal("PERIOD"), k.portal_meta("PERIOD"))),
+    KeySpec(("PREFIX:reconcile:PERIOD",), "hash", lambda k: (k.reconciliation("PERIOD"),)),
+    KeySpec(("PREFIX:plans:PERIOD",), "hash", lambda k: (k.plans("PERIOD"),)),
 )
 
 

@@ -82,6 +82,12 @@ def _own_counts(unit: str, counters: Mapping[str, int], directory: Directory, ru
     return counts
 
 
+def own_counts(unit: str, counters: Mapping[str, int], directory: Directory, ruleset: Ruleset) -> Counts:
+    """A unit's own indicator counts from its own counters (the catalogue indicators and what is
+    pooled from the units below it left out): what the planner re-scores after each action."""
+    return _own_counts(unit, counters, directory, ruleset)
+
+
 def _catalogue_counts(top: str, level: str, period: Period, as_of: int, directory: Directory,
                       ruleset: Ruleset, calendar: WorkingCalendar) -> Counts:
     lead = ruleset.publish_lead_working_days.get(level, 5)

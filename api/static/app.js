@@ -190,10 +190,13 @@ async function renderUnit(code) {
       <th class="num">${t("points_cost")}</th></tr></thead><tbody>${officers.officers.map((o) => `<tr><td>${esc(o.officer)}</td>
       <td class="num">${o.steps_on_time ?? 0}</td><td class="num">${o.steps_late ?? 0}</td><td class="num">${o.overdue_held ?? 0}</td>
       <td class="num">${num(o.points_cost)}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${t("none")}</p>`}
+    <div id="plan-panel"></div>
+    <p><a id="reconcile-link" href="#/reconcile/${encodeURIComponent(code)}">${t("reconcile")} →</a></p>
     ${qualityPanel(quality, code)}
     ${unit.children.length ? `<h3>${t("children")}</h3><table><tbody>${unit.children.map((c) => `<tr>
       <td><a href="#/unit/${encodeURIComponent(c.code)}">${esc(c.name)}</a> <span class="muted">${esc(c.code)}</span></td>
       <td class="num">${num(c.total)}</td></tr>`).join("")}</tbody></table>` : ""}`;
+  await window.chiso766Portal.renderPlanPanel(code);
   sizeBars($("#view"));
 }
 
@@ -239,7 +242,9 @@ function currentUnit() {
 async function render() {
   try {
     const unit = currentUnit();
-    if (unit) await renderUnit(unit); else await renderLeaderboard();
+    const reconciling = location.hash.match(/^#\/reconcile\/(.+)$/);
+    if (reconciling) await window.chiso766Portal.renderReconcile(decodeURIComponent(reconciling[1]));
+    else if (unit) await renderUnit(unit); else await renderLeaderboard();
     await loadAlerts();
   } catch (error) {
     $("#view").innerHTML = `<p class="error">${esc(error.message)}</p>`;

@@ -336,7 +336,7 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
              "--namespace", NAMESPACE)
     book = load_workbook(xlsx)
     assert book.sheetnames == ["Xếp hạng đơn vị", "Quá hạn theo đơn vị", "Hồ sơ trễ hạn", "Cán bộ",
-                               "Tỷ lệ trực tuyến"]
+                               "Tỷ lệ trực tuyến", "Kế hoạch lên hạng"]
     ranking = list(book["Xếp hạng đơn vị"].iter_rows(values_only=True))
     assert ranking[0][:5] == ("Nhóm so sánh", "Hạng", "Thay đổi hạng", "Mã đơn vị", "Đơn vị")
     assert {row[3]: (row[1], row[-1]) for row in ranking[1:]} == {
@@ -361,7 +361,7 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
     chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "csv", "--out", str(as_csv),
              "--namespace", NAMESPACE)
     rows = list(csv.reader(as_csv.open(encoding="utf-8-sig")))
-    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 5
+    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 6
     failed = chiso766("export", "--period", "month:2026-05", "--unit", "NOPE", "--out", str(tmp_path / "x.xlsx"),
                       "--namespace", NAMESPACE, check=False)
     assert failed.returncode != 0 and "NOPE" in failed.stderr

@@ -1,0 +1,137 @@
+"""`chiso766 plan`: the least a unit must do this period to reach a rank, a band or a total."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.history import load_history, missing, report_rejects, write_lines
+from scoring.calendar import iso
+from scoring.engine import Engine
+from scoring.periods import PeriodError, parse_period
+from scoring.planner import Plan, PlanError, Planner, parse_target, plan_events
+from support import resources
+
+out = console(width=None if sys.stdout.isatty() else 200)
+
+
+def plan_command(
+    history: Annotated[str | None, typer.Argument(help="History file (.jsonl or .jsonl.gz).")] = None,
+    unit: Annotated[str, typer.Option("--unit", help="The unit to plan for; `all`: every agency and commune.")] = "",
+    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")] = "",
+    target: Annotated[str, typer.Option(help="rank:N (in the unit's peer group), band:NAME, total:X or next-band."
+                                        )] = "",
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Not for plans: see the message.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Also store the plan(s) in this namespace's projection "
+                                                              "(for the API, the dashboard and the monthly notice)."
+                                              )] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="\"Now\" (default: the latest event).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    emit_events: Annotated[Path | None, typer.Option("--emit-events", help="Write the events the plan assumes "
+                                                                            "(JSON lines) to this file.")] = None,
+    now: Annotated[str | None, typer.Option("--now", help="The moment of processing (default: the wall clock)."
+                                            )] = None,
+) -> None:
+    """Project the unit to the end of the period (open dossiers nobody finishes turn overdue at their
+    due; everyone else stands still) and find the fewest actions that reach the target: finish named
+    open dossiers before their due, issue electronic results, digitise, take fees online."""
+    if not unit or not period or not target:
+        fail("give --unit CODE, --period P and --target rank:N|band:NAME|total:X")
+    if namespace is not None:
+        fail("a plan names dossiers and scores them from their states, which only the event history holds: give "
+             "the HISTORY file (the API's /api/units/{code}/plan serves plans stored with chiso766 plan … "
+             "--store NS)" if history is None else "a HISTORY file and --namespace exclude each other")
+    if history is None:
+        fail("give the HISTORY file")
+    try:
+        reporting = parse_period(period)
+        wanted = parse_target(target)
+    except (PeriodError, PlanError) as error:
+        fail(str(error))
+    if missing(history):
+        fail(f"history file {history} does not exist")
+    cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
+    engine = Engine(resources.load_ruleset(), resources.load_calendar())
+    stats = load_history(history, engine, cutoff, not_after(now))
+    report_rejects(stats)
+    moment = cutoff if cutoff is not None else engine.latest_event_at
+    if moment is None:
+        fail(f"{history} holds no valid event")
+    try:
+        planner = Planner(engine, reporting, moment)
+        if unit == "all":
+            plans = [planner.plan(code, wanted) for code in sorted(engine.directory.units)
+                     if engine.directory.units[code].level in ("agency", "commune")]
+        else:
+            plans = [planner.plan(unit, wanted)]
+    except PlanError as error:
+        fail(str(error))
+    if store is not None:
+        store_plans(store, reporting.key, plans)
+    if len(plans) > 1:
+        if emit_events is not None:
+            fail("--emit-events takes the plan of one unit")
+        if as_json:
+            dump([plan.as_json() for plan in plans])
+        else:
+            for plan in plans:
+                print_plan(plan)
+        return
+    result = plans[0]
+    if emit_events is not None:
+        encoder = msgspec.json.Encoder()
+        count = write_lines(str(emit_events), (encoder.encode(event) for event in plan_events(result)))
+        err.print(f"wrote {count} hypothetical events to {emit_events}: append them to the history and run "
+                  f"chiso766 score --period {reporting.key} --as-of {iso(result.projected_at)}")
+    if as_json:
+        dump(result.as_json())
+    else:
+        print_plan(result)
+
+
+def store_plans(namespace: str, period: str, plans: list[Plan]) -> None:
+    import orjson
+    import redis
+
+    from cli.readside import redis_endpoint
+    from contracts.keys import RedisKeys
+
+    url, where = redis_endpoint()
+    client = redis.Redis.from_url(url)
+    try:
+        client.hset(RedisKeys(namespace).plans(period),
+                    mapping={f"{plan.unit}|{plan.target.text}": orjson.dumps(plan.as_json()) for plan in plans})
+    except redis.exceptions.ConnectionError:
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    finally:
+        client.close()
+    err.print(f"stored {len(plans)} plan(s) for {period} in namespace {namespace}")
+
+
+def print_plan(plan: Plan) -> None:
+    head = (f"{plan.unit} {plan.name} — {plan.target.text} in {plan.period} (peer group {plan.peer_group}), "
+            f"projected to {iso(plan.projected_at)}")
+    out.print(Text(head, style="bold"))
+    out.print(f"baseline (nobody acts): {float(plan.baseline_total):.2f}, rank {plan.baseline_rank}; "
+              f"needed: {float(plan.threshold):.2f}")
+    if plan.actions:
+        table = Table(title=f"{len(plan.actions)} actions (of {plan.candidates} possible)")
+        for column in ("#", "action", "dossier", "due", "officer", "by", "points"):
+            table.add_column(column, justify="right" if column in ("#", "points") else "left")
+        for index, action in enumerate(plan.actions, start=1):
+            row = action.as_json()
+            table.add_row(str(index), row["label"], row["dossier"], (row["due"] or "—")[:16], row["officer"] or "—",
+                          row["at"][:16], f"{row['points']:+.2f}")
+        out.print(table)
+    ties = f" (tied with {', '.join(plan.ties)})" if plan.ties else ""
+    out.print(Text(f"after the plan: {float(plan.total_after):.2f}, rank {plan.rank_after}{ties}",
+                   style="green" if plan.reachable else "yellow"))
+    if plan.note:
+        out.print(Text(plan.note, style="yellow" if not plan.reachable else ""))

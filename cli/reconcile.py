@@ -1,0 +1,176 @@
+"""`chiso766 reconcile`: our scores against what the portal published, and the dossiers behind the gap."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.history import load_history, missing, report_rejects
+from cli.labels import Language
+from cli.portal import load_ruleset, read_publication
+from scoring.engine import Engine
+from scoring.periods import PeriodError, parse_period
+from scoring.reconcile import Hypotheses, Ours, explain, gaps, reconcile
+from support import resources
+
+out = console(width=None if sys.stdout.isatty() else 200)
+NO_DOSSIERS = ("dossier-level explanations need the event history (HISTORY): a namespace's projection keeps "
+               "scores and open / late dossier lists, not the dossier states the explanations are scored from")
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    xlsx = "xlsx"
+
+
+def reconcile_command(
+    history: Annotated[str | None, typer.Argument(help="History file (.jsonl or .jsonl.gz); or --namespace.")] = None,
+    portal: Annotated[Path, typer.Option("--portal", help="The published snapshot or province table (JSON).")]
+    = Path(),
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Read our scores from this namespace's "
+                                                                      "projection instead of a history.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of (default: when the portal's copy "
+                                                              "was collected).")] = None,
+    period: Annotated[str | None, typer.Option(help="Default: the publication's (year to date).")] = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="Only this unit.")] = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or xlsx.")] = Format.table,
+    out_path: Annotated[Path | None, typer.Option("--out", help="File for xlsx.")] = None,
+    page: Annotated[int, typer.Option(min=1, help="Page of dossier codes per explanation.")] = 1,
+    size: Annotated[int, typer.Option(min=1, max=10_000, help="Dossier codes per page.")] = 20,
+    now: Annotated[str | None, typer.Option("--now", help="The moment of processing (default: the wall clock)."
+                                            )] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")] = Language.vi,
+    store: Annotated[str | None, typer.Option("--store", help="Also store the reconciliation (explanations "
+                                                              "included) in this namespace for the API and "
+                                                              "dashboard.")] = None,
+) -> None:
+    """For every unit in both and every indicator: ours against the published numerator, denominator
+    and score, the points between them, and the dossiers that explain them; what cannot be
+    explained is said. Units on one side only are listed."""
+    if portal == Path():
+        fail("give the published file with --portal FILE")
+    if (history is None) == (namespace is None):
+        fail("give a HISTORY file or --namespace NS (one of them)")
+    if output is Format.xlsx and out_path is None:
+        fail("--format xlsx writes a file: give --out FILE")
+    ruleset = load_ruleset(None)
+    publication = read_publication(portal, ruleset)
+    try:
+        reporting = parse_period(period or publication.period or "")
+    except PeriodError as error:
+        fail(f"{error} (give --period)")
+    if history is not None:
+        if missing(history):
+            fail(f"history file {history} does not exist")
+        cutoff = parse_instant(as_of or publication.collected_at or "", "--as-of") \
+            if as_of or publication.collected_at else None
+        engine = Engine(ruleset, resources.load_calendar())
+        stats = load_history(history, engine, cutoff, not_after(now))
+        report_rejects(stats)
+        moment = cutoff if cutoff is not None else engine.latest_event_at
+        if moment is None:
+            fail(f"{history} holds no valid event")
+        hypotheses = Hypotheses(engine, reporting, moment)
+        ours = {code: Ours.from_score(score) for code, score in hypotheses.baseline.items()}
+        published = {u.code: u for u in publication.units}
+        wanted = {code: list(gaps(ours[code], published[code], ruleset))
+                  for code in ours.keys() & published.keys() if unit is None or code == unit}
+        explanations = explain(hypotheses, wanted)
+    else:
+        from api.store import read_report
+        from cli.readside import read_projection
+
+        report = read_projection(namespace or "", lambda p: read_report(p.client, p.keys, reporting.key))
+        if report is None:
+            fail(f"no scores for {reporting.key} in namespace {namespace}")
+        ours = {row["code"]: Ours.from_json(row) for row in report["units"]}
+        explanations = None
+    if unit is not None:
+        ours = {code: value for code, value in ours.items() if code == unit}
+        publication.units = [u for u in publication.units if u.code == unit]
+    result = reconcile(publication, ours, ruleset, explanations, page, size, lang.value)
+    result["period"] = reporting.key
+    if explanations is None:
+        result["notes"] = [NO_DOSSIERS, *result["notes"]]
+    if store is not None:
+        _store(store, result)
+    if output is Format.json:
+        dump(result)
+    elif output is Format.xlsx:
+        from api.export import write_xlsx
+        from api.reconcile import reconcile_sheets
+
+        write_xlsx(reconcile_sheets(result, lang.value), out_path)  # type: ignore[arg-type]
+        err.print(f"wrote {out_path}")
+    else:
+        _print(result)
+
+
+def _store(namespace: str, result: dict) -> None:
+    """Each unit's row with what it was reconciled against, for `/api/reconcile`."""
+    import orjson
+    import redis
+
+    from cli.readside import redis_endpoint
+    from contracts.keys import RedisKeys
+
+    url, where = redis_endpoint()
+    client = redis.Redis.from_url(url)
+    context = {"period": result["period"], "published": result["published"],
+               "explained_from": result.get("explained_from"), "notes": result.get("notes", [])}
+    try:
+        if result["units"]:
+            client.hset(RedisKeys(namespace).reconciliation(result["period"]),
+                        mapping={row["code"]: orjson.dumps({**context, **row}) for row in result["units"]})
+    except redis.exceptions.ConnectionError:
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    finally:
+        client.close()
+    err.print(f"stored the reconciliation of {len(result['units'])} units for {result['period']} in {namespace}")
+
+
+def _print(result: dict) -> None:
+    published = result["published"]
+    out.print(Text.assemble(("Đối soát với Cổng DVCQG", "bold"), f" — {result['period']}, published "
+                            f"{published['kind']} {published['date']}"))
+    for row in result["units"]:
+        table = Table(title=f"{row['code']} {row['name']}: published {row['published_total']:.2f}, ours "
+                            f"{row['our_total']:.2f}, {row['points']:+.2f} points")
+        for column in ("indicator", "published n/d", "published", "ours n/d", "ours", "points"):
+            table.add_column(column, justify="left" if column == "indicator" else "right")
+        for line in row["indicators"]:
+            if line["points"] == 0 and line["published"]["numerator"] == line["ours"]["numerator"]:
+                continue
+            p, o = line["published"], line["ours"]
+            table.add_row(f"{line['ref']} {line['code']}", f"{p['numerator']}/{p['denominator']}",
+                          f"{p['score']:.2f}", f"{o['numerator']}/{o['denominator']}", f"{o['score']:.2f}",
+                          f"{line['points']:+.2f}")
+        for group in row["groups"]:
+            if group["points"]:
+                table.add_row(f"group {group['code']}", "", f"{group['published']:.2f}", "", f"{group['ours']:.2f}",
+                              f"{group['points']:+.2f}")
+        out.print(table)
+        for explanation in row["explanations"]:
+            mark = "" if explanation["accounted"] else " (candidates, not counted)"
+            points = ", ".join(f"{code} {value:+.2f}" for code, value in explanation["points"].items())
+            out.print(f"  • {explanation['label']}: {explanation['count']} dossiers, {points or 'no points'}{mark}")
+            if explanation["rules"]:
+                out.print("    " + "; ".join(f"{rule}: {count}" for rule, count in explanation["rules"].items()))
+            out.print(f"    page {explanation['page']}/{explanation['pages']}: {', '.join(explanation['dossiers'])}")
+        left = ", ".join(f"{item['code']} {item['points']:+.2f}" for item in row["unexplained"])
+        out.print(Text(f"  not explained by our data: {left}" if left else "  every point of the gap is explained",
+                       style="yellow" if left else "green"))
+    if result["only_published"]:
+        out.print(f"only in the publication: {', '.join(result['only_published'])}")
+    if result["only_ours"]:
+        out.print(f"only in our scores: {', '.join(result['only_ours'])}")
+    for note in result.get("notes", []):
+        out.print(f"note: {note}")
