@@ -85,7 +85,7 @@ def test_the_dashboard_has_no_inline_script_or_style(client):
 
 def paths_with_parameters(schema: dict) -> list[str]:
     """Every GET of the OpenAPI document, with a valid value for each required parameter."""
-    values = {"period": "year:2026", "month": "2026-05", "code": "H15", "officer": "H15.01-CB01"}
+    values = {"period": "year:2026", "month": "2026-05", "code": "H15", "officer": "H15.01-CB01", "unit": "H15"}
     found = []
     for path, operations in schema["paths"].items():
         if "get" not in operations:
