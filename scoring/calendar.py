@@ -161,6 +161,16 @@ class WorkingCalendar:
         self._holidays.update(day for day in overrides.days_off if day.year == year)
         self._make_up.update(day for day in overrides.working_days if day.year == year)
 
+    @property
+    def loaded_years(self) -> frozenset[int]:
+        return frozenset(self._years)
+
+    def load_years(self, years: Iterable[int]) -> None:
+        """Compute these years' holidays now rather than on first use."""
+        for year in years:
+            if year not in self._years:
+                self._load_year(year)
+
     def is_working_day(self, day: date) -> bool:
         cached = self._cache.get(day)
         if cached is None:

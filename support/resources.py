@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -27,4 +28,9 @@ def load_ruleset(path: Path | None = None) -> Ruleset:
 
 
 def load_calendar(overrides: Path | None = None) -> WorkingCalendar:
-    return WorkingCalendar(CalendarOverrides.from_mapping(read_json(overrides, "data/calendar_overrides.json")))
+    """The working calendar, with the years around today loaded: the holidays package's first use
+    costs a few tenths of a second, which a worker should pay at start, not in its first batch."""
+    calendar = WorkingCalendar(CalendarOverrides.from_mapping(read_json(overrides, "data/calendar_overrides.json")))
+    this_year = date.today().year
+    calendar.load_years(range(this_year - 1, this_year + 2))
+    return calendar

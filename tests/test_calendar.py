@@ -215,3 +215,10 @@ def test_the_nth_working_day_is_the_one_reached_by_counting(calendar, day, count
     for _ in range(count):
         walked = calendar.next_working_day(walked)
     assert calendar.nth_working_day_after(day, count) == walked == calendar.add_working_days(day, count)
+
+
+def test_load_calendar_computes_the_years_around_today_before_the_first_question():
+    from support.resources import load_calendar
+
+    this_year = date.today().year
+    assert set(range(this_year - 1, this_year + 2)) <= load_calendar().loaded_years
