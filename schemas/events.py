@@ -97,8 +97,11 @@ class EventBase(Struct, kw_only=True, tag_field="event_type", omit_defaults=True
         # msgspec already refused impossible calendar dates; this refuses implausible years.
         if not EARLIEST_YEAR <= self.occurred_at.year <= LATEST_YEAR:
             _check_years(self, ("occurred_at",))
-        if self.__timestamp_fields__:
-            _check_years(self, self.__timestamp_fields__)
+        # `_check_years`, inlined for the usual event whose years are fine: it runs for every event.
+        for name in self.__timestamp_fields__:
+            value = getattr(self, name)
+            if value is not None and not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+                _check_years(self, (name,))
 
 
 class TimeLimit(Struct, kw_only=True, omit_defaults=True, gc=False):

@@ -287,9 +287,10 @@ def next_change(state: DossierState, as_of: int, context: Context) -> int | None
 def diff(old: Contribution, new: Contribution, blocks: dict[Block, int]) -> None:
     """Count into `blocks` the change from one contribution to the next, block by block; parts that
     did not change (the same shared object, usually) cost one comparison."""
-    for index in range(max(len(old), len(new))):
-        before = old[index] if index < len(old) else ()
-        after = new[index] if index < len(new) else ()
+    if len(old) != len(new):  # one side empty (a dossier first counted, or excluded): pad it
+        width = max(len(old), len(new))
+        old, new = (*old, *((),) * (width - len(old))), (*new, *((),) * (width - len(new)))
+    for before, after in zip(old, new):
         if before is after or before == after:
             continue
         for block in before:
