@@ -290,7 +290,7 @@ def diff(old: Contribution, new: Contribution, blocks: dict[Block, int]) -> None
     if len(old) != len(new):  # one side empty (a dossier first counted, or excluded): pad it
         width = max(len(old), len(new))
         old, new = (*old, *((),) * (width - len(old))), (*new, *((),) * (width - len(new)))
-    for before, after in zip(old, new):
+    for before, after in zip(old, new, strict=True):
         if before is after or before == after:
             continue
         for block in before:
