@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -190,7 +191,7 @@ class Worker:
         await self.catalog_ready.wait()
         batch = self.core.split(kind, (RawMessage(
             event.message.key, event.message.value, event.message.topic, event.message.partition,
-            event.message.offset, control=CONTROL_HEADER in dict(event.message.headers or ())) for event in events))
+            event.message.offset, control=_is_control(event.message.headers)) for event in events))
         metrics.BATCH_SIZE.observe(len(events))
         self._record_lag(kind, events)
         for event in events:
@@ -305,3 +306,9 @@ class Worker:
             for period in self.projector.due_periods(time.monotonic(), force):
                 units, officers = self.projector.score(period)
                 await write_scores(self.redis, self.keys, period, self.projector.as_of, self.ruleset, units, officers)
+
+
+def _is_control(headers: Any) -> bool:
+    """A watermark / rebuild message: it carries the control header (event messages carry none, and
+    are most of what a worker reads, so they cost no dict)."""
+    return bool(headers) and CONTROL_HEADER in dict(headers)
