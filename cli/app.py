@@ -11,11 +11,12 @@ import orjson
 import typer
 from rich.text import Text
 
-from cli import readside, streaming
+from cli import current, readside, streaming
 from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from cli.labels import LABELS, Language
+from cli.outages import one_line_outages
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
@@ -38,6 +39,7 @@ app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(readside.alerts)
 app.command("check")(check)
+app.command("namespace")(current.namespace)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 
@@ -167,7 +169,8 @@ def score(
 
 
 def main() -> None:
-    app()
+    with one_line_outages():
+        app()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ err = console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)  # one line, however narrow
     raise typer.Exit(code)
 
 

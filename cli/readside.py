@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.common import console, err, fail
+from cli.current import CURRENT, Namespace
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from api.store import ProjectionReader
 
 T = TypeVar("T")
-Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
 out = console(width=None if sys.stdout.isatty() else 160)
 
@@ -81,7 +81,7 @@ def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8766,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the live dashboard at /."""
     from api.app import ApiConfig, run
@@ -99,7 +99,7 @@ def export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
     fmt: Annotated[Literal["xlsx", "csv"], typer.Option("--format", help="xlsx (one sheet per table) or csv.")]
     = "xlsx",
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     lang: LangOption = Language.vi,
 ) -> None:
     """Write the monthly notice: ranking with movement, overdue and late dossiers, officers, online rates."""
@@ -139,6 +139,28 @@ def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]
     return table
 
 
+FIRST_SCORES_WAIT = 300.0  # seconds a watch waits for a period's first scores (a worker starting on a new broker)
+
+
+async def _first_board(projection: ProjectionReader, period: str, group: str, page) -> dict:
+    """The leaderboard once the period has scores: a watch started before the worker has scored
+    anything (a fresh demo) waits for them, saying so; its --duration counts from then."""
+    from api.store import NotFound
+
+    deadline = time.monotonic() + FIRST_SCORES_WAIT
+    told = False
+    while True:
+        try:
+            return await projection.leaderboard(period, group, page)
+        except NotFound as error:
+            if error.error != "unknown_period" or time.monotonic() > deadline:
+                raise
+            if not told:
+                err.print(f"waiting for the first scores of {period} in namespace {projection.keys.prefix}…")
+                told = True
+            await asyncio.sleep(0.5)
+
+
 def leaderboard(
     period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
     group: Annotated[str, typer.Option(help="Peer group: provinces, ministries, agencies:H15, communes:H15.")]
@@ -146,7 +168,7 @@ def leaderboard(
     watch: Annotated[bool, typer.Option("--watch", help="Keep the table on screen and refresh it live.")] = False,
     duration: Annotated[float | None, typer.Option(help="With --watch: stop after this many seconds.")] = None,
     size: Annotated[int, typer.Option(min=1, max=500, help="Rows.")] = 50,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     lang: LangOption = Language.vi,
 ) -> None:
     """The leaderboard of a peer group, with rank movement since the previous period."""
@@ -163,7 +185,8 @@ def leaderboard(
         projection = _projection(namespace)
         previous: dict[str, float] = {}
         try:
-            board = await projection.leaderboard(period, group, Page(1, size))
+            board = await (_first_board(projection, period, group, Page(1, size)) if watch
+                           else projection.leaderboard(period, group, Page(1, size)))
             if not watch:
                 out.print(_board_table(board, labels, previous))
                 return
@@ -189,6 +212,18 @@ def leaderboard(
         pass
 
 
+async def _alert_stream_or_fail(client, key: str, namespace: str) -> None:
+    """A subscriber of a namespace with no alert stream (a typo, no worker ever ran there) is told so,
+    with the namespaces that have one, instead of creating the stream and waiting on it in silence."""
+    if await client.exists(key):
+        return
+    known = sorted({name.decode().removesuffix(":alerts")
+                    async for name in client.scan_iter(match="*:alerts", count=1000, _type="stream")})
+    fail(f"namespace {namespace} has no alert stream ({key}): no worker has written alerts there"
+         + (f"; namespaces with alerts: {', '.join(known)}" if known else "")
+         + " (choose one with --namespace, or make it current: chiso766 namespace NS)")
+
+
 def alerts(
     consumer_group: Annotated[str, typer.Option("--consumer-group", help="Subscriber name: where it left off is "
                                                                          "kept per group.")],
@@ -200,7 +235,7 @@ def alerts(
                                                                   "(default: only new alerts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     duration: Annotated[float | None, typer.Option(help="With --follow: stop after this many seconds.")] = None,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
 ) -> None:
     """Deadline alerts through a Redis consumer group: acks what it printed, resumes after a restart."""
     import redis.asyncio as aioredis
@@ -228,11 +263,17 @@ def alerts(
     async def run() -> None:
         client = aioredis.from_url(_redis_url())
         try:
+            await _alert_stream_or_fail(client, key, namespace)
             try:
-                await client.xgroup_create(key, consumer_group, id="0" if from_start else "$", mkstream=True)
+                await client.xgroup_create(key, consumer_group, id="0" if from_start else "$")
             except ResponseError as error:
                 if "BUSYGROUP" not in str(error):
                     raise
+            else:
+                kept = await client.xlen(key)
+                err.print(f"new subscriber group {consumer_group}: " + (
+                    f"starts at the oldest of the {kept:,} alerts kept" if from_start else
+                    f"starts at new alerts ({kept:,} older alerts kept; --from-start reads them)"), soft_wrap=True)
             deadline = time.monotonic() + duration if duration else None
             cursor = "0"  # first what this consumer was given but never acked (a crash), then new entries
             while True:

@@ -12,12 +12,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import dump, err, fail, parse_instant
+from cli.current import CURRENT, Namespace, or_current
 from cli.history import missing, open_history
 from support import stack as local_stack
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
 
-Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 Partitions = Annotated[int, typer.Option("--partitions", min=1, max=64, help="Partitions of the input topics.")]
 StackName = Annotated[str, typer.Option("--name", help="Stack name (one directory per name).")]
 
@@ -92,7 +92,7 @@ def _settings(namespace: str, partitions: int, **overrides):
 
 
 def worker(
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     mode: Annotated[str, typer.Option(help="live: as of = wall clock; replay: as of = event time.")] = "live",
     partitions: Partitions = 4,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
@@ -119,7 +119,9 @@ def _worker_running(settings) -> bool:
     try:
         return asyncio.run(replaying.worker_running(settings))
     except (RedisError, OSError) as error:
-        fail(f"Redis at {settings.redis_url} is unreachable: {error}")
+        from cli.outages import outage
+
+        fail(outage(error) or f"Redis answered with an error: {error}")  # never the URL: it may hold a password
 
 
 def replay(
@@ -127,7 +129,8 @@ def replay(
     namespace: Namespace = "replay",
     from_timestamp: Annotated[str | None, typer.Option(
         "--from-timestamp", help="Instead of a file: replay SOURCE-NAMESPACE's topics from this ISO instant.")] = None,
-    source_namespace: Annotated[str, typer.Option(help="The live namespace --from-timestamp reads.")] = "chiso766",
+    source_namespace: Annotated[str, typer.Option(callback=or_current, show_default="the current namespace",
+                                                  help="The live namespace --from-timestamp reads.")] = CURRENT,
     partitions: Partitions = 4,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the namespace has scored all of it.")] = False,
     rate: Annotated[float | None, typer.Option(help="Publish at about this many events per second (a live feed; "
@@ -180,7 +183,7 @@ def replay(
 
 def scores(
     period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     as_json: Annotated[bool, typer.Option("--json/--table", help="JSON report (default) or a ranked table.")] = True,
     watch: Annotated[float | None, typer.Option(help="With --table: refresh every this many seconds.")] = None,
     duration: Annotated[float | None, typer.Option(help="With --watch: stop after this many seconds.")] = None,
@@ -218,7 +221,7 @@ def scores(
 
 def project(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rewrite the namespace's Redis projection.")] = False,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers.")] = 300.0,
 ) -> None:
     """Ask the namespace's workers to rewrite the Redis projection from their table state."""
