@@ -9,12 +9,13 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.progress import Progress
 from rich.text import Text
 
 from cli import current, readside, streaming
 from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
-from cli.history import load_history, missing, report_rejects, write_lines
+from cli.history import load_history, missing, progress_columns, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.outages import one_line_outages
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
@@ -124,7 +125,15 @@ def simulate(
     if not province or not usable_code(province) or "." in province:
         fail(f"--province must be a unit code without `.`, `|` or control characters, got {province!r}")
     simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar())
-    count = write_lines(out_path, simulator.events())
+    with Progress(*progress_columns(True), console=err, transient=True) as progress:
+        tasks = {"dossiers": progress.add_task("simulate", total=dossiers, count=0, what="dossiers")}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task("write", total=total, count=0, what=stage)
+            progress.update(tasks[stage], completed=done, count=done)
+
+        count = write_lines(out_path, simulator.events(advance))
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from cli.common import dump, err, fail, parse_instant
 from cli.current import CURRENT, Namespace, or_current
-from cli.history import missing, open_history
+from cli.history import file_position, history_size, missing, open_history, progress_columns
 from support import stack as local_stack
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
@@ -159,19 +159,25 @@ def replay(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = replaying.start_worker(settings, "replay", str(log_path))
         err.print(f"started a replay worker for {namespace} (log: {log_path})")
+    # The bar counts bytes of the file on disk (compressed or not), or the events read from the topics.
+    total = history_size(history) if history else len(lines_from_topics or ())
     try:
         with (open_history(history) if history else _nullcontext(lines_from_topics)) as stream, Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-                TimeElapsedColumn(), console=err, transient=True) as progress:
-            task = progress.add_task("publish", total=None)
-            published = asyncio.run(replaying.publish(settings, stream, lambda n: progress.update(task, completed=n),
+                *progress_columns(total is not None), console=err, transient=True) as progress:
+            task = progress.add_task("publish", total=total, count=0, what="events")
+            position = file_position(stream) if history and total is not None else None
+
+            def published_so_far(lines: int) -> None:
+                progress.update(task, completed=position() if position else lines, count=lines)
+
+            published = asyncio.run(replaying.publish(settings, stream, published_so_far,
                                                       watermark=rate is None, rate=rate))
             err.print(f"published {published.events:,} events ({published.malformed:,} malformed) to {namespace}")
             if wait:
-                task = progress.add_task("scored sources", total=len(published.sources))
+                task = progress.add_task("scored", total=len(published.sources), count=0, what="sources")
                 try:
                     asyncio.run(replaying.wait_for(settings, published, timeout,
-                                                   lambda done, total: progress.update(task, completed=done),
+                                                   lambda done, _: progress.update(task, completed=done, count=done),
                                                    started))
                 except (RuntimeError, TimeoutError) as error:
                     fail(f"{error}" + (f"; see {log_path}" if started is not None else ""))

@@ -75,3 +75,21 @@ def test_an_unreachable_redis_or_kafka_is_one_line(env, command, tmp_path):
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "Redis" in lines[0] or "Kafka" in lines[0]
+
+
+def test_progress_knows_its_totals_for_simulate_and_for_a_gzip_history(tmp_path):
+    from cli.history import file_position, history_size, open_history, write_lines
+    from support import resources
+    from support.simulate import Simulator
+
+    heard: list[tuple[str, int, int]] = []
+    path = str(tmp_path / "history.jsonl.gz")
+    count = write_lines(path, Simulator(7, 600, calendar=resources.load_calendar()).events(
+        lambda *stage: heard.append(stage)))
+    assert heard[-1] == ("events", count, count)
+    assert ("dossiers", 600, 600) in heard
+    with open_history(path) as stream:
+        position = file_position(stream)
+        while stream.read(1 << 16):
+            assert position() <= history_size(path)
+        assert position() == history_size(path)  # the bar ends at 100 %, measured on the compressed file
