@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress
 from rich.text import Text
 
-from cli import current, readside, streaming
+from cli import current, readside, streaming, subscribe
 from cli.check import check, report_findings
 from cli.common import console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, progress_columns, report_rejects, write_lines
@@ -38,7 +38,8 @@ app.command("project")(streaming.project)
 app.command("api")(readside.api)
 app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
-app.command("alerts")(readside.alerts)
+app.command("alerts")(subscribe.alerts)
+app.command("acknowledge")(subscribe.acknowledge)
 app.command("check")(check)
 app.command("namespace")(current.namespace)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.

@@ -4,15 +4,12 @@ All of them read the Redis projection only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-import orjson
 import typer
 from rich.live import Live
 from rich.table import Table
@@ -210,88 +207,3 @@ def leaderboard(
         fail(error.detail)
     except KeyboardInterrupt:
         pass
-
-
-async def _alert_stream_or_fail(client, key: str, namespace: str) -> None:
-    """A subscriber of a namespace with no alert stream (a typo, no worker ever ran there) is told so,
-    with the namespaces that have one, instead of creating the stream and waiting on it in silence."""
-    if await client.exists(key):
-        return
-    known = sorted({name.decode().removesuffix(":alerts")
-                    async for name in client.scan_iter(match="*:alerts", count=1000, _type="stream")})
-    fail(f"namespace {namespace} has no alert stream ({key}): no worker has written alerts there"
-         + (f"; namespaces with alerts: {', '.join(known)}" if known else "")
-         + " (choose one with --namespace, or make it current: chiso766 namespace NS)")
-
-
-def alerts(
-    consumer_group: Annotated[str, typer.Option("--consumer-group", help="Subscriber name: where it left off is "
-                                                                         "kept per group.")],
-    follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new alerts.")] = False,
-    unit: Annotated[str | None, typer.Option("--unit", help="Only alerts of this unit.")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="approaching, apology_due, overdue (repeat).")]
-    = None,
-    from_start: Annotated[bool, typer.Option("--from-start", help="A new group starts at the oldest alert kept "
-                                                                  "(default: only new alerts).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    duration: Annotated[float | None, typer.Option(help="With --follow: stop after this many seconds.")] = None,
-    namespace: Namespace = CURRENT,
-) -> None:
-    """Deadline alerts through a Redis consumer group: acks what it printed, resumes after a restart."""
-    import redis.asyncio as aioredis
-    from redis.exceptions import ResponseError
-
-    from api.store import alert_entry_wanted
-    from contracts.keys import RedisKeys
-
-    kinds = set(kind or ())
-    unknown = kinds - {"approaching", "apology_due", "overdue"}
-    if unknown:
-        fail(f"unknown alert kind(s): {', '.join(sorted(unknown))}")
-    key = RedisKeys(namespace).alerts
-    consumer = f"{socket.gethostname()}-{consumer_group}"
-
-    def show(alert: dict) -> None:
-        if as_json:
-            sys.stdout.write(orjson.dumps(alert).decode() + "\n")
-            sys.stdout.flush()
-        else:
-            out.print(Text.assemble((alert["kind"], "bold"), f" {alert['dossier']} · {alert['unit']} · "
-                                    f"{alert.get('officer') or '—'} · due {alert['due']} · stake "
-                                    f"{alert.get('points_at_stake')}"))
-
-    async def run() -> None:
-        client = aioredis.from_url(_redis_url())
-        try:
-            await _alert_stream_or_fail(client, key, namespace)
-            try:
-                await client.xgroup_create(key, consumer_group, id="0" if from_start else "$")
-            except ResponseError as error:
-                if "BUSYGROUP" not in str(error):
-                    raise
-            else:
-                kept = await client.xlen(key)
-                err.print(f"new subscriber group {consumer_group}: " + (
-                    f"starts at the oldest of the {kept:,} alerts kept" if from_start else
-                    f"starts at new alerts ({kept:,} older alerts kept; --from-start reads them)"), soft_wrap=True)
-            deadline = time.monotonic() + duration if duration else None
-            cursor = "0"  # first what this consumer was given but never acked (a crash), then new entries
-            while True:
-                block = 1000 if follow and cursor == ">" else None
-                answer = await client.xreadgroup(consumer_group, consumer, {key: cursor}, count=200, block=block)
-                entries = answer[0][1] if answer else []
-                for entry_id, fields in entries:
-                    if alert_entry_wanted(fields, unit, kinds):
-                        show(orjson.loads(fields[b"alert"]))
-                    await client.xack(key, consumer_group, entry_id)
-                if cursor == "0" and not entries:
-                    cursor = ">"
-                elif cursor == ">" and not entries and not follow:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    return
-        finally:
-            await client.aclose()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
