@@ -40,6 +40,7 @@ app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
 app.command("alerts")(subscribe.alerts)
 app.command("acknowledge")(subscribe.acknowledge)
+app.command("digest")(subscribe.digest)
 app.command("check")(check)
 app.command("namespace")(current.namespace)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import smtplib
 import socket
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -204,3 +206,90 @@ def acknowledge(
 
     changed = read_projection(namespace, write)
     err.print(f"{'withdrawn' if undo else 'acknowledged'}: {changed} dossier(s) in {namespace}")
+
+
+def digest(
+    recipients_path: Annotated[Path, typer.Option("--recipients", help="JSON: {\"units\": {CODE: {\"email\", "
+                                                                        "\"head\"}}, \"officers\": {ID: ADDRESS}}.")],
+    unit: Annotated[str, typer.Option("--unit", help="The province (or any unit): it and every unit below it.")]
+    = "H15",
+    escalate_after: Annotated[float, typer.Option(
+        "--escalate-after", min=0, help="Working hours past due after which an unacknowledged overdue dossier "
+                                        "goes to the agency head's digest too.")] = 8.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the messages instead of sending them.")] = False,
+    daily: Annotated[str | None, typer.Option("--daily", help="Keep running and send every day at HH:MM "
+                                                              "(Vietnam time).")] = None,
+    namespace: Namespace = CURRENT,
+) -> None:
+    """E-mail digests in Vietnamese: per agency and officer, the overdue and approaching dossiers (due,
+    officer, points at stake); per agency head, the overdue ones nobody acknowledged in time.
+    SMTP from CHISO766_SMTP_HOST, _PORT, _USER, _PASSWORD, _FROM, _SECURITY."""
+    from api.digest import Recipients, SmtpSettings, plan_digests, render, send
+    from cli.readside import read_projection
+    from support.resources import load_calendar
+
+    try:
+        recipients = Recipients.load(recipients_path)
+        settings = None if dry_run else SmtpSettings.from_env(dict(os.environ))
+    except ValueError as error:
+        fail(str(error))
+    if daily is not None and not _valid_hhmm(daily):
+        fail(f"--daily is HH:MM, got {daily!r}")
+    calendar = load_calendar()
+
+    async def once(projection) -> None:
+        try:
+            plan = await plan_digests(projection, unit, recipients, calendar, escalate_after)
+        except ValueError as error:
+            fail(str(error))
+        sender = settings.sender if settings else "chiso766@localhost"
+        messages = [render(item, plan.as_of, escalate_after, sender) for item in plan.digests]
+        if dry_run:
+            for message in messages:
+                sys.stdout.write(f"To: {message['To']}\nSubject: {message['Subject']}\n\n{message.get_content()}\n"
+                                 + "-" * 72 + "\n")
+            failures = []
+        else:
+            try:
+                failures = await send(settings, messages)
+            except (OSError, smtplib.SMTPException) as error:  # refused, unreachable, TLS, login
+                # Nothing is lost: the next run builds the digest again from the projection.
+                fail(f"cannot send through the SMTP server {settings.host}:{settings.port}: "
+                     f"{error or type(error).__name__}")
+        counts = {audience: sum(1 for item in plan.digests if item.audience == audience)
+                  for audience in ("unit", "officer", "head")}
+        err.print(f"{'would send' if dry_run else 'sent'} {len(messages) - len(failures)} digest(s): "
+                  f"{counts['unit']} agencies, {counts['officer']} officers, {counts['head']} escalations to heads",
+                  soft_wrap=True)
+        for audience, owners in plan.no_address.items():
+            if owners:
+                err.print(f"no {audience} address in {recipients_path} for: {', '.join(owners[:20])}"
+                          + (f" and {len(owners) - 20} more" if len(owners) > 20 else ""), soft_wrap=True)
+        for address, why in failures:
+            err.print(f"refused by the SMTP server: {address} ({why})", soft_wrap=True)
+
+    while True:
+        if daily is not None:
+            _sleep_until(daily)
+        read_projection(namespace, once)
+        if daily is None:
+            return
+
+
+def _valid_hhmm(text: str) -> bool:
+    hours, _, minutes = text.partition(":")
+    return hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2
+
+
+def _sleep_until(hhmm: str) -> None:
+    from datetime import timedelta
+
+    from scoring.calendar import VIETNAM
+
+    now = datetime.now(VIETNAM)
+    hours, minutes = (int(part) for part in hhmm.split(":"))
+    target = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    err.print(f"next digest at {target:%d/%m/%Y %H:%M}")
+    time.sleep((target - now).total_seconds())

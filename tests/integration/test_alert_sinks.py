@@ -132,3 +132,81 @@ def test_the_webhook_needs_its_secret(local_stack, gateway, monkeypatch):
     done = chiso766("alerts", "--consumer-group", "gw", "--namespace", "sinks-webhook", "--webhook", gateway.url,
                     check=False)
     assert done.returncode == 2 and "CHISO766_WEBHOOK_SECRET" in done.stderr
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, list]]:
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope) -> str:
+            received.append(envelope)
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+def test_the_email_digest_reaches_agencies_officers_and_heads_in_vietnamese(office_namespace, local_stack,
+                                                                            smtp_server, tmp_path, monkeypatch):
+    from email import message_from_bytes, policy
+
+    port, received = smtp_server
+    client = redis.Redis.from_url(local_stack.redis_url)
+    overdue = {key.decode().rsplit(":", 1)[1]: client.zcard(key)
+               for key in client.scan_iter(match=f"{office_namespace}:overdue:unit:*")}
+    agency = max(sorted(overdue), key=lambda code: overdue[code])
+    assert overdue[agency] > 0
+    officers = {client.hget(f"{office_namespace}:dossier:{code.decode()}", "officer").decode()
+                for code in client.zrange(f"{office_namespace}:overdue:unit:{agency}", 0, -1)}
+    officer = sorted(officers)[0]
+    recipients = tmp_path / "recipients.json"
+    recipients.write_bytes(orjson.dumps({"units": {agency: {"email": "so@h15.gov.vn", "head": "giamdoc@h15.gov.vn"}},
+                                         "officers": {officer: "canbo@h15.gov.vn"}}))
+    monkeypatch.setenv("CHISO766_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHISO766_SMTP_PORT", str(port))
+    monkeypatch.setenv("CHISO766_SMTP_FROM", "chiso766@h15.gov.vn")
+    done = chiso766("digest", "--recipients", str(recipients), "--namespace", office_namespace,
+                    "--escalate-after", "0")
+    assert "sent 3 digest(s): 1 agencies, 1 officers, 1 escalations to heads" in done.stderr, done.stderr
+    assert "no officer address" in done.stderr  # the officers without one are named
+    messages = {envelope.rcpt_tos[0]: message_from_bytes(envelope.content, policy=policy.default)
+                for envelope in received}
+    assert set(messages) == {"so@h15.gov.vn", "giamdoc@h15.gov.vn", "canbo@h15.gov.vn"}
+    agency_mail = messages["so@h15.gov.vn"]
+    assert agency_mail["Subject"].startswith(f"[Chỉ số 766] {overdue[agency]} hồ sơ quá hạn")
+    body = agency_mail.get_content()
+    lines = [line for line in body.splitlines() if line.startswith("- ")]
+    assert body.startswith("Kính gửi: ") and "HỒ SƠ QUÁ HẠN" in body
+    approaching = client.zcard(f"{office_namespace}:approaching:unit:{agency}")
+    assert len(lines) == overdue[agency] + approaching  # one line per dossier
+    first = lines[0]
+    assert " · hạn " in first and " · cán bộ " in first and (" điểm" in first)
+    assert "/20" in first  # dates as dd/mm/yyyy
+    officer_lines = [line for line in messages["canbo@h15.gov.vn"].get_content().splitlines() if line.startswith("- ")]
+    assert officer_lines and all(" · cán bộ " not in line for line in officer_lines)  # his own: no officer column
+    head = messages["giamdoc@h15.gov.vn"]
+    assert "Chuyển lãnh đạo" in head["Subject"]
+    escalated = [line.split(" · ")[0][2:] for line in head.get_content().splitlines() if line.startswith("- ")]
+    assert len(escalated) == overdue[agency]
+
+    # Acknowledged dossiers are no longer escalated; the agency's own digest still lists them.
+    received.clear()
+    chiso766("acknowledge", *escalated, "--by", officer, "--namespace", office_namespace)
+    again = chiso766("digest", "--recipients", str(recipients), "--namespace", office_namespace,
+                     "--escalate-after", "0")
+    assert "0 escalations to heads" in again.stderr, again.stderr
+    assert {envelope.rcpt_tos[0] for envelope in received} == {"so@h15.gov.vn", "canbo@h15.gov.vn"}
+
+    # An SMTP server that does not answer is one line; the next run builds the digest again.
+    monkeypatch.setenv("CHISO766_SMTP_PORT", str(free_port()))
+    down = chiso766("digest", "--recipients", str(recipients), "--namespace", office_namespace, check=False)
+    assert down.returncode == 2 and "cannot send through the SMTP server" in down.stderr
+    assert "Traceback" not in down.stderr
