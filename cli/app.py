@@ -14,7 +14,7 @@ from rich.text import Text
 
 from cli import current, readside, streaming, subscribe
 from cli.check import check, report_findings
-from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.common import PERIOD_HELP, console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, progress_columns, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.outages import one_line_outages
@@ -146,7 +146,7 @@ NowOption = Annotated[str | None, typer.Option(
 @app.command()
 def score(
     history: Annotated[str, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin.")],
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of (default: latest event).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     rejects: Annotated[Path | None, typer.Option(help="Write rejected lines with reasons here.")] = None,

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, err, fail
+from cli.common import PERIOD_HELP, console, err, fail
 from cli.current import CURRENT, Namespace
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
@@ -159,7 +159,7 @@ async def _first_board(projection: ProjectionReader, period: str, group: str, pa
 
 
 def leaderboard(
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
     group: Annotated[str, typer.Option(help="Peer group: provinces, ministries, agencies:H15, communes:H15.")]
     = "provinces",
     watch: Annotated[bool, typer.Option("--watch", help="Keep the table on screen and refresh it live.")] = False,

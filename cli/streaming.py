@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from cli.common import dump, err, fail, parse_instant
+from cli.common import PERIOD_HELP, dump, err, fail, parse_instant
 from cli.current import CURRENT, Namespace, or_current
 from cli.history import file_position, history_size, missing, open_history, progress_columns
 from support import stack as local_stack
@@ -188,7 +188,7 @@ def replay(
 
 
 def scores(
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
     namespace: Namespace = CURRENT,
     as_json: Annotated[bool, typer.Option("--json/--table", help="JSON report (default) or a ranked table.")] = True,
     watch: Annotated[float | None, typer.Option(help="With --table: refresh every this many seconds.")] = None,
@@ -202,7 +202,7 @@ def scores(
     from scoring.periods import PeriodError, parse_period
 
     try:
-        parse_period(period)
+        period = parse_period(period).key  # "Tháng 9/2026" and month:2026-09 alike
     except PeriodError as error:
         fail(str(error))
     settings = _settings(namespace, 4)
