@@ -91,32 +91,57 @@ def api(
 
 
 def export(
-    period: Annotated[str, typer.Option(help="The month: month:YYYY-MM.")],
+    period: Annotated[str, typer.Option(help="The month: month:YYYY-MM, Tháng 10/2026 or 2026-10.")],
     unit: Annotated[str, typer.Option("--unit", help="The province (or any unit): it and every unit below it.")],
-    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
-    fmt: Annotated[Literal["xlsx", "csv"], typer.Option("--format", help="xlsx (one sheet per table) or csv.")]
-    = "xlsx",
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (its folder is created if missing).")],
+    fmt: Annotated[Literal["pdf", "xlsx", "csv"] | None, typer.Option(
+        "--format", help="pdf (print-ready, A4), xlsx (one sheet per table) or csv; default: from --out's suffix, "
+                         "else xlsx.")] = None,
     namespace: Namespace = CURRENT,
     lang: LangOption = Language.vi,
 ) -> None:
-    """Write the monthly notice: ranking with movement, overdue and late dossiers, officers, online rates."""
+    """Write the monthly notice: heading, ranking with bands and movement, and annexes (overdue and late
+    dossiers as of the month's end, late-dossier list, online rates, officers)."""
+    from rich.progress import Progress
+
     from api.export import monthly_notice, write_csv, write_xlsx
     from api.store import NotFound
+    from cli.history import progress_columns
     from scoring.periods import PeriodError
 
-    async def build():
+    fmt = fmt or {".pdf": "pdf", ".csv": "csv"}.get(out_path.suffix.lower(), "xlsx")
+    if out_path.exists() and out_path.is_dir():
+        fail(f"--out {out_path} is a folder: name the file to write in it")
+
+    async def build(progress: Progress):
+        task = progress.add_task("notice", total=None, count=0, what="units")
         projection = _projection(namespace)
         try:
-            return await monthly_notice(projection, period, unit, lang.value)
+            return await monthly_notice(projection, period, unit, lang.value, lambda done, total: progress.update(
+                task, completed=done, total=total, count=done))
         finally:
             await projection.client.aclose()
 
     try:
-        sheets = asyncio.run(build())
+        with Progress(*progress_columns(True), console=err, transient=True) as progress:
+            notice = asyncio.run(build(progress))
     except (PeriodError, ValueError, NotFound) as error:
         fail(str(getattr(error, "detail", error)))
-    (write_xlsx if fmt == "xlsx" else write_csv)(sheets, out_path)
-    err.print(f"wrote {out_path}: " + ", ".join(f"{sheet.title} ({len(sheet.rows)})" for sheet in sheets))
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "pdf":
+            from api.notice_pdf import FontsMissing, write_pdf
+
+            try:
+                write_pdf(notice, out_path)
+            except FontsMissing as error:
+                fail(str(error))
+        else:
+            (write_xlsx if fmt == "xlsx" else write_csv)(notice.sheets, out_path, notice.heading)
+    except OSError as error:
+        fail(f"cannot write {out_path}: {error.strerror or error}")
+    err.print(f"wrote {out_path} ({notice.month_label}): "
+              + ", ".join(f"{sheet.title} ({len(sheet.rows)})" for sheet in notice.sheets), soft_wrap=True)
 
 
 def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]) -> Table:

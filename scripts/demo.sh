@@ -65,7 +65,8 @@ closing() {
     echo "  chiso766 leaderboard --period year:$year --group agencies:H15"
     echo "  chiso766 scores --period month:$month --table"
     echo "  chiso766 alerts --consumer-group me --from-start --kind overdue"
-    echo "  chiso766 export --period month:$month --unit H15 --format xlsx --out $out/notice.xlsx"
+    echo "  chiso766 export --period month:$month --unit H15 --out $out/notice.pdf"
+    echo "  chiso766 digest --recipients FILE --dry-run      (the e-mail digests; see README)"
     echo "Stop everything: bash scripts/demo.sh stop"
     echo "Dashboard (live): $api_url"
   else
@@ -105,5 +106,5 @@ echo "== 6. the same scores as JSON (first unit), the alert stream, the monthly 
 chiso766 scores --period "year:$year" --namespace "$namespace" > "$out/scores.json"
 python -c "import json; r=json.load(open('$out/scores.json')); u=r['units'][0]; print('  ', r['as_of'], u['code'], u['name'], u['total'], u['groups'])"
 redis-cli -u "$CHISO766_REDIS_URL" xlen "$namespace:alerts" | sed 's/^/   alerts in the stream: /'
-chiso766 export --period "month:$month" --unit H15 --format xlsx --out "$out/thong-bao-$month.xlsx" \
-  --namespace "$namespace"
+chiso766 export --period "month:$month" --unit H15 --out "$out/thong-bao-$month.pdf" --namespace "$namespace"
+chiso766 export --period "month:$month" --unit H15 --out "$out/thong-bao-$month.xlsx" --namespace "$namespace"
