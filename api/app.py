@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sse_starlette.sse import EventSourceResponse
 
+from api.office import install_office
 from api.store import NotFound, Page, ProjectionReader
 from contracts import commands
 from contracts.keys import late_list
@@ -122,6 +123,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_office(app, projection)  # names, roll-ups, why points were lost, freshness, the notice (api/office.py)
 
     @app.get("/api/health", summary="Liveness: Redis reachable, a worker heartbeat")
     async def health() -> dict:
