@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -77,6 +76,13 @@ async def rolled_up(projection: ProjectionReader, which: str, code: str, page: P
             "size": page.size, "dossiers": rows}
 
 
+def _number(value: object) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _iso(epoch: str | None) -> str | None:
     from scoring.calendar import iso
 
@@ -126,7 +132,8 @@ def office_router(projection: ProjectionReader) -> APIRouter:
                 "indicators": {code: {"ref": next((i.ref for i in projection.ruleset.indicators if i.code == code), ""),
                                       **labels} for code, labels in INDICATOR_LABELS.items()},
                 "bands": [{"min": band.min, "vi": band.vi, "en": band.en} for band in projection.ruleset.bands],
-                "units": {code: unit["name"] for code, unit in sorted(units.items())}}
+                "units": {code: unit["name"] for code, unit in sorted(units.items())},
+                "root": next((code for code, unit in sorted(units.items()) if unit.get("parent") not in units), None)}
 
     @router.get("/api/units/{code}/rollup", summary="Open dossiers of a unit and every unit below it, by due")
     async def rollup(code: CodeParam, which: Annotated[Literal["overdue", "approaching"], Query(alias="list")]
@@ -141,20 +148,25 @@ def office_router(projection: ProjectionReader) -> APIRouter:
 
     @router.get("/api/freshness", summary="How fresh the figures are: newest as of, the worker's heartbeat")
     async def freshness() -> dict:
+        """Late when no worker runs (its heartbeat expired), when it is stalled, or when messages wait
+        and no batch has finished for STALE_AFTER_SECONDS; an idle worker (nothing waits) is current."""
         month = await _latest_month(projection)
         meta = await projection.meta(month) if month else {}
         beat = await projection.worker_heartbeat()
         now = time.time()
-        as_of = meta.get("as_of")
-        mode = beat.get("mode") if beat else None
-        updated = float(meta["updated_at"]) if meta.get("updated_at", "").replace(".", "", 1).isdigit() else None
-        newest = datetime.fromisoformat(as_of).timestamp() if as_of else None
-        behind = (now - newest) if newest is not None and mode == "live" else None
-        advancing = bool(beat) and beat.get("state") in ("advancing", "idle")
-        late_by = max(behind or 0, 0) if beat else (now - updated if updated else None)
-        return {"as_of": as_of, "worker": mode, "worker_state": beat.get("state") if beat else None,
-                "advancing": advancing, "late_seconds": round(late_by) if late_by is not None else None,
-                "stale": (not advancing) or (behind is not None and behind > STALE_AFTER_SECONDS)}
+        updated = _number(meta.get("updated_at"))
+        state = beat.get("state") if beat else None
+        last_batch = _number(beat.get("last_batch_at")) if beat else None
+        waiting = bool(beat) and (beat.get("behind") or 0) > 0
+        if not beat:
+            late = now - updated if updated else None
+        elif state == "stalled" or (waiting and last_batch is not None and now - last_batch > STALE_AFTER_SECONDS):
+            late = now - (last_batch or updated or now)
+        else:
+            late = None
+        return {"as_of": meta.get("as_of"), "updated_at": updated, "worker": beat.get("mode") if beat else None,
+                "worker_state": state, "advancing": bool(beat) and state != "stalled",
+                "stale": late is not None, "late_seconds": round(late) if late is not None else None}
 
     @router.get("/api/notice", summary="The monthly notice to download: PDF or XLSX",
                 response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
