@@ -39,6 +39,15 @@ async def _alert_stream_or_fail(client, key: str, namespace: str) -> None:
          + " (choose one with --namespace, or make it current: chiso766 namespace NS)")
 
 
+def _redis_url_or_fail() -> str:
+    from support.endpoints import redis_url
+
+    try:
+        return redis_url()
+    except RuntimeError as error:  # no stack and nothing configured: says what to do
+        fail(str(error))
+
+
 class StakeFiller:
     """An alert raised before its unit was first scored carries no points at stake; the unit's stake
     of the alert's month, as the projection has it now, fills the gap (kept null only if still unknown)."""
@@ -92,7 +101,6 @@ def alerts(
     from redis.exceptions import ResponseError
 
     from api.store import alert_entry_wanted
-    from cli.readside import _redis_url
     from contracts.keys import RedisKeys
 
     kinds = set(kind or ())
@@ -144,7 +152,7 @@ def alerts(
         err.print(f"dead letters: {tally['delivered']:,} delivered, {tally['dead']:,} still failing", soft_wrap=True)
 
     async def run() -> None:
-        client = aioredis.from_url(_redis_url())
+        client = aioredis.from_url(_redis_url_or_fail())
         stakes = StakeFiller(client, keys)
         try:
             if retry_dead:

@@ -61,7 +61,7 @@ ROMAN = ("I", "II", "III", "IV")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
              "November", "December")
 # What people write: "Tháng 9/2026", "tháng 09/2026", "9/2026", "2026-09"; "Quý III/2026", "Quý 3/2026",
-# "Q3/2026", "2026-Q3"; "Năm 2026", "2026" — each turned into the canonical key.
+# "Q3/2026", "2026-Q3"; "Năm 2026" — each turned into the canonical key.
 _HUMAN = (
     (re.compile(r"^(?:tháng|thang|month)?\s*(\d{1,2})\s*/\s*(\d{4})$", re.I),
      lambda m: f"month:{m[2]}-{int(m[1]):02d}" if 1 <= int(m[1]) <= 12 else None),
@@ -69,7 +69,7 @@ _HUMAN = (
     (re.compile(r"^(?:quý|quy|q|quarter)\s*(I{1,3}|IV|[1-4])\s*/\s*(\d{4})$", re.I),
      lambda m: f"quarter:{m[2]}-Q{_quarter_number(m[1])}"),
     (re.compile(r"^(\d{4})-?Q([1-4])$", re.I), lambda m: f"quarter:{m[1]}-Q{m[2]}"),
-    (re.compile(r"^(?:năm|nam|year)?\s*(\d{4})$", re.I), lambda m: f"year:{m[1]}"),
+    (re.compile(r"^(?:năm|nam|year)\s*(\d{4})$", re.I), lambda m: f"year:{m[1]}"),  # a bare 2026 stays an error
 )
 
 

@@ -34,7 +34,7 @@ def test_periods_as_people_write_them(written, key, vi, en):
     assert period_label(key) == vi and period_label(key, "en") == en
 
 
-@pytest.mark.parametrize("written", ["13/2026", "Quý V/2026", "Tháng/2026", "2026-13"])
+@pytest.mark.parametrize("written", ["13/2026", "Quý V/2026", "Tháng/2026", "2026-13", "2026"])
 def test_impossible_human_periods_are_errors(written):
     with pytest.raises(PeriodError):
         parse_period(written)
