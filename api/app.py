@@ -33,6 +33,7 @@ from api.errors import json_error as _error
 from api.guard import Guard
 from api.limits import ApiLimits
 from api.live import LiveHub
+from api.office import install_office
 from api.store import NotFound, Page, ProjectionReader
 from contracts import commands
 from contracts.keys import late_list
@@ -125,6 +126,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_office(app, projection)  # names, roll-ups, why points were lost, freshness, the notice (api/office.py)
 
     @app.get("/api/health", summary="Liveness: Redis reachable (else 503 naming it), a worker heartbeat",
              response_model=None,

@@ -245,6 +245,15 @@ class ProjectionReader:
             found.append(orjson.loads(fields[b"alert"]))
             if len(found) >= limit:
                 break
+        # An alert raised before its unit was first scored has no points at stake: the unit's stake of
+        # the alert's month fills it (a wrong null beside a dossier row showing 1,26).
+        stakes: dict[str, dict[str, float]] = {}
+        for alert in found:
+            if alert.get("points_at_stake") is None and alert.get("unit") and alert.get("at"):
+                month = f"month:{alert['at'][:7]}"
+                if month not in stakes:
+                    stakes[month] = await self.stakes(month)
+                alert["points_at_stake"] = stakes[month].get(alert["unit"])
         return found
 
     async def worker_heartbeat(self) -> dict | None:

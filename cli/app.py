@@ -9,16 +9,18 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.progress import Progress
 from rich.text import Text
 
-from cli import ingesting, readside, streaming
+from cli import current, ingesting, readside, streaming, subscribe
 from cli.check import check, report_findings
-from cli.common import console, dump, err, fail, not_after, parse_instant
-from cli.history import load_history, missing, report_rejects, write_lines
+from cli.common import PERIOD_HELP, console, dump, err, fail, not_after, parse_instant
+from cli.history import load_history, missing, progress_columns, report_rejects, write_lines
 from cli.labels import LABELS, Language
 from cli.plan import plan_command
 from cli.portal import portal_app
 from cli.reconcile import reconcile_command
+from cli.outages import one_line_outages
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
@@ -40,12 +42,15 @@ app.command("project")(streaming.project)
 app.command("api")(readside.api)
 app.command("export")(readside.export)
 app.command("leaderboard")(readside.leaderboard)
-app.command("alerts")(readside.alerts)
+app.command("alerts")(subscribe.alerts)
+app.command("acknowledge")(subscribe.acknowledge)
+app.command("digest")(subscribe.digest)
 app.command("check")(check)
 app.command("import")(ingesting.import_archive)
 app.command("gateway")(ingesting.gateway)
 app.command("reconcile")(reconcile_command)
 app.command("plan")(plan_command)
+app.command("namespace")(current.namespace)
 # A piped table keeps its full width instead of wrapping every cell at 80 columns.
 out = console(width=None if sys.stdout.isatty() else 200)
 
@@ -144,7 +149,15 @@ def simulate(
         return
     simulator = Simulator(seed, dossiers, province, first_day, days, resources.load_calendar(),
                           sync_facts_only=facts == "sync")
-    count = write_lines(out_path, simulator.events())
+    with Progress(*progress_columns(True), console=err, transient=True) as progress:
+        tasks = {"dossiers": progress.add_task("simulate", total=dossiers, count=0, what="dossiers")}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task("write", total=total, count=0, what=stage)
+            progress.update(tasks[stage], completed=done, count=done)
+
+        count = write_lines(out_path, simulator.events(advance))
     err.print(f"wrote {count:,} events for {dossiers:,} dossiers to {out_path}")
 
 
@@ -155,7 +168,7 @@ NowOption = Annotated[str | None, typer.Option(
 @app.command()
 def score(
     history: Annotated[str, typer.Argument(help="History file (.jsonl or .jsonl.gz) or - for stdin.")],
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of (default: latest event).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     rejects: Annotated[Path | None, typer.Option(help="Write rejected lines with reasons here.")] = None,
@@ -189,7 +202,8 @@ def score(
 
 
 def main() -> None:
-    app()
+    with one_line_outages():
+        app()
 
 
 if __name__ == "__main__":

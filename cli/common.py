@@ -26,7 +26,7 @@ err = console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)  # one line, however narrow
     raise typer.Exit(code)
 
 
@@ -53,3 +53,7 @@ def not_after(now: str | None) -> int:
     clock — the CLI's one reading of it) plus the tolerance for drifting source clocks."""
     moment = parse_instant(now, "--now") if now is not None else int(time.time())
     return moment + FUTURE_TOLERANCE_SECONDS
+
+
+PERIOD_HELP = ('month:YYYY-MM, quarter:YYYY-QN, year:YYYY, or as people write them: "Tháng 9/2026", '
+               '"Quý III/2026", "Năm 2026", 2026-09.')

@@ -6,7 +6,7 @@ import gzip
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,10 +90,26 @@ def _refused(rejection: Rejection) -> RefusedEvent:
 
 
 def history_size(path: str) -> int | None:
-    """Bytes a progress bar can count to: a plain file's size (None for stdin and gzip)."""
-    if path == "-" or path.endswith(".gz"):
+    """Bytes a progress bar can count to: the file's size on disk, compressed or not (None for stdin)."""
+    if path == "-":
         return None
     return Path(path).stat().st_size
+
+
+def file_position(stream: IO[bytes]) -> Callable[[], int]:
+    """How far into the file on disk a history stream has read: for gzip the compressed position of
+    the file under it (`GzipFile.fileobj`), so a bar over `history_size` reaches 100 % at the end."""
+    raw = getattr(stream, "fileobj", None) or stream
+    return raw.tell
+
+
+def progress_columns(total_known: bool) -> list:
+    """A bar with the count so far (task fields `count` and `what`), and, when the total is known, the
+    share done and the time left."""
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]:,} {task.fields[what]}")]
+    if total_known:
+        return [*columns, TaskProgressColumn(), TimeElapsedColumn(), TextColumn("·"), TimeRemainingColumn()]
+    return [*columns, TimeElapsedColumn()]
 
 
 def read_events(stream: IO[bytes], stats: ReadStats, rejects: IO[bytes] | None = None,
@@ -151,21 +167,18 @@ def load_history(history: str, engine: Engine, cutoff: int | None, not_after: in
     """Fold a history file into the engine with a progress bar (by bytes, where the size is
     known), refusing events from the future; `cutoff` leaves out events after it."""
     stats = ReadStats(keep_rejections=keep_rejections)
-    total = history_size(history)
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[events]:,} events")]
-    if total is not None:
-        columns += [TaskProgressColumn(), TimeRemainingColumn()]
-    else:
-        columns.append(TimeElapsedColumn())
     try:
-        with open_history(history) as stream, Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task("replay", total=total, events=0)
+        total = history_size(history)
+        with open_history(history) as stream, Progress(*progress_columns(total is not None), console=err,
+                                                       transient=True) as progress:
+            task = progress.add_task("score", total=total, count=0, what="events")
+            position = file_position(stream) if total is not None else (lambda: stats.bytes)
             reject_file = rejects.open("wb") if rejects else None
             try:
                 events = read_events(stream, stats, reject_file, not_after)
                 if cutoff is not None:
                     events = _until(events, cutoff, stats)
-                engine.load(_ticking(events, stats, progress, task))
+                engine.load(_ticking(events, stats, progress, task, position))
             finally:
                 if reject_file:
                     reject_file.close()
@@ -182,10 +195,11 @@ def _until(events: Iterator[EventBase], cutoff: int, stats: ReadStats) -> Iterat
             stats.after_cutoff += 1
 
 
-def _ticking(events: Iterator[EventBase], stats: ReadStats, progress: Progress, task: TaskID) -> Iterator[EventBase]:
+def _ticking(events: Iterator[EventBase], stats: ReadStats, progress: Progress, task: TaskID,
+             position: Callable[[], int]) -> Iterator[EventBase]:
     for count, event in enumerate(events, start=1):
         if count % 20000 == 0:
-            progress.update(task, completed=stats.bytes, events=count)
+            progress.update(task, completed=position(), count=count)
         yield event
 
 

@@ -4,21 +4,19 @@ All of them read the Redis projection only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-import orjson
 import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, err, fail
+from cli.common import PERIOD_HELP, console, err, fail
+from cli.current import CURRENT, Namespace
 from cli.labels import LABELS, Language, peer_group_label
 from scoring.ruleset import GROUP_CODES
 
@@ -26,7 +24,6 @@ if TYPE_CHECKING:
     from api.store import ProjectionReader
 
 T = TypeVar("T")
-Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 LangOption = Annotated[Language, typer.Option("--lang", help="Label language: vi or en.")]
 out = console(width=None if sys.stdout.isatty() else 160)
 
@@ -90,7 +87,7 @@ def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8766,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the live dashboard at /."""
     from api.app import ApiConfig, run
@@ -106,32 +103,57 @@ def api(
 
 
 def export(
-    period: Annotated[str, typer.Option(help="The month: month:YYYY-MM.")],
+    period: Annotated[str, typer.Option(help="The month: month:YYYY-MM, Tháng 10/2026 or 2026-10.")],
     unit: Annotated[str, typer.Option("--unit", help="The province (or any unit): it and every unit below it.")],
-    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
-    fmt: Annotated[Literal["xlsx", "csv"], typer.Option("--format", help="xlsx (one sheet per table) or csv.")]
-    = "xlsx",
-    namespace: Namespace = "chiso766",
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (its folder is created if missing).")],
+    fmt: Annotated[Literal["pdf", "xlsx", "csv"] | None, typer.Option(
+        "--format", help="pdf (print-ready, A4), xlsx (one sheet per table) or csv; default: from --out's suffix, "
+                         "else xlsx.")] = None,
+    namespace: Namespace = CURRENT,
     lang: LangOption = Language.vi,
 ) -> None:
-    """Write the monthly notice: ranking with movement, overdue and late dossiers, officers, online rates."""
+    """Write the monthly notice: heading, ranking with bands and movement, and annexes (overdue and late
+    dossiers as of the month's end, late-dossier list, online rates, officers)."""
+    from rich.progress import Progress
+
     from api.export import monthly_notice, write_csv, write_xlsx
     from api.store import NotFound
+    from cli.history import progress_columns
     from scoring.periods import PeriodError
 
-    async def build():
+    fmt = fmt or {".pdf": "pdf", ".csv": "csv"}.get(out_path.suffix.lower(), "xlsx")
+    if out_path.exists() and out_path.is_dir():
+        fail(f"--out {out_path} is a folder: name the file to write in it")
+
+    async def build(progress: Progress):
+        task = progress.add_task("notice", total=None, count=0, what="units")
         projection = _projection(namespace)
         try:
-            return await monthly_notice(projection, period, unit, lang.value)
+            return await monthly_notice(projection, period, unit, lang.value, lambda done, total: progress.update(
+                task, completed=done, total=total, count=done))
         finally:
             await projection.client.aclose()
 
     try:
-        sheets = asyncio.run(build())
+        with Progress(*progress_columns(True), console=err, transient=True) as progress:
+            notice = asyncio.run(build(progress))
     except (PeriodError, ValueError, NotFound) as error:
         fail(str(getattr(error, "detail", error)))
-    (write_xlsx if fmt == "xlsx" else write_csv)(sheets, out_path)
-    err.print(f"wrote {out_path}: " + ", ".join(f"{sheet.title} ({len(sheet.rows)})" for sheet in sheets))
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "pdf":
+            from api.notice_pdf import FontsMissing, write_pdf
+
+            try:
+                write_pdf(notice, out_path)
+            except FontsMissing as error:
+                fail(str(error))
+        else:
+            (write_xlsx if fmt == "xlsx" else write_csv)(notice.sheets, out_path, notice.heading)
+    except OSError as error:
+        fail(f"cannot write {out_path}: {error.strerror or error}")
+    err.print(f"wrote {out_path} ({notice.month_label}): "
+              + ", ".join(f"{sheet.title} ({len(sheet.rows)})" for sheet in notice.sheets), soft_wrap=True)
 
 
 def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]) -> Table:
@@ -151,14 +173,36 @@ def _board_table(board: dict, labels: dict[str, str], previous: dict[str, float]
     return table
 
 
+FIRST_SCORES_WAIT = 300.0  # seconds a watch waits for a period's first scores (a worker starting on a new broker)
+
+
+async def _first_board(projection: ProjectionReader, period: str, group: str, page) -> dict:
+    """The leaderboard once the period has scores: a watch started before the worker has scored
+    anything (a fresh demo) waits for them, saying so; its --duration counts from then."""
+    from api.store import NotFound
+
+    deadline = time.monotonic() + FIRST_SCORES_WAIT
+    told = False
+    while True:
+        try:
+            return await projection.leaderboard(period, group, page)
+        except NotFound as error:
+            if error.error != "unknown_period" or time.monotonic() > deadline:
+                raise
+            if not told:
+                err.print(f"waiting for the first scores of {period} in namespace {projection.keys.prefix}…")
+                told = True
+            await asyncio.sleep(0.5)
+
+
 def leaderboard(
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
     group: Annotated[str, typer.Option(help="Peer group: provinces, ministries, agencies:H15, communes:H15.")]
     = "provinces",
     watch: Annotated[bool, typer.Option("--watch", help="Keep the table on screen and refresh it live.")] = False,
     duration: Annotated[float | None, typer.Option(help="With --watch: stop after this many seconds.")] = None,
     size: Annotated[int, typer.Option(min=1, max=500, help="Rows.")] = 50,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     lang: LangOption = Language.vi,
 ) -> None:
     """The leaderboard of a peer group, with rank movement since the previous period."""
@@ -175,7 +219,8 @@ def leaderboard(
         projection = _projection(namespace)
         previous: dict[str, float] = {}
         try:
-            board = await projection.leaderboard(period, group, Page(1, size))
+            board = await (_first_board(projection, period, group, Page(1, size)) if watch
+                           else projection.leaderboard(period, group, Page(1, size)))
             if not watch:
                 out.print(_board_table(board, labels, previous))
                 return
@@ -199,70 +244,3 @@ def leaderboard(
         fail(error.detail)
     except KeyboardInterrupt:
         pass
-
-
-def alerts(
-    consumer_group: Annotated[str, typer.Option("--consumer-group", help="Subscriber name: where it left off is "
-                                                                         "kept per group.")],
-    follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new alerts.")] = False,
-    unit: Annotated[str | None, typer.Option("--unit", help="Only alerts of this unit.")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="approaching, apology_due, overdue (repeat).")]
-    = None,
-    from_start: Annotated[bool, typer.Option("--from-start", help="A new group starts at the oldest alert kept "
-                                                                  "(default: only new alerts).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    duration: Annotated[float | None, typer.Option(help="With --follow: stop after this many seconds.")] = None,
-    namespace: Namespace = "chiso766",
-) -> None:
-    """Deadline alerts through a Redis consumer group: acks what it printed, resumes after a restart."""
-    import redis.asyncio as aioredis
-    from redis.exceptions import ResponseError
-
-    from api.store import alert_entry_wanted
-    from contracts.keys import RedisKeys
-
-    kinds = set(kind or ())
-    unknown = kinds - {"approaching", "apology_due", "overdue"}
-    if unknown:
-        fail(f"unknown alert kind(s): {', '.join(sorted(unknown))}")
-    key = RedisKeys(namespace).alerts
-    consumer = f"{socket.gethostname()}-{consumer_group}"
-
-    def show(alert: dict) -> None:
-        if as_json:
-            sys.stdout.write(orjson.dumps(alert).decode() + "\n")
-            sys.stdout.flush()
-        else:
-            out.print(Text.assemble((alert["kind"], "bold"), f" {alert['dossier']} · {alert['unit']} · "
-                                    f"{alert.get('officer') or '—'} · due {alert['due']} · stake "
-                                    f"{alert.get('points_at_stake')}"))
-
-    async def run() -> None:
-        client = aioredis.from_url(_redis_url())
-        try:
-            try:
-                await client.xgroup_create(key, consumer_group, id="0" if from_start else "$", mkstream=True)
-            except ResponseError as error:
-                if "BUSYGROUP" not in str(error):
-                    raise
-            deadline = time.monotonic() + duration if duration else None
-            cursor = "0"  # first what this consumer was given but never acked (a crash), then new entries
-            while True:
-                block = 1000 if follow and cursor == ">" else None
-                answer = await client.xreadgroup(consumer_group, consumer, {key: cursor}, count=200, block=block)
-                entries = answer[0][1] if answer else []
-                for entry_id, fields in entries:
-                    if alert_entry_wanted(fields, unit, kinds):
-                        show(orjson.loads(fields[b"alert"]))
-                    await client.xack(key, consumer_group, entry_id)
-                if cursor == "0" and not entries:
-                    cursor = ">"
-                elif cursor == ">" and not entries and not follow:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    return
-        finally:
-            await client.aclose()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())

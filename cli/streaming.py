@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
-from cli.common import dump, err, fail, parse_instant
-from cli.history import missing, open_history
+from cli.common import PERIOD_HELP, dump, err, fail, parse_instant
+from cli.current import CURRENT, Namespace, or_current
+from cli.history import file_position, history_size, missing, open_history, progress_columns
 from support import stack as local_stack
 
 stack_app = typer.Typer(help="The local Kafka + Redis stack (real broker, real server).", no_args_is_help=True)
 
-Namespace = Annotated[str, typer.Option("--namespace", help="Topic and Redis key prefix.")]
 Partitions = Annotated[int, typer.Option("--partitions", min=1, max=64, help="Partitions of the input topics.")]
 StackName = Annotated[str, typer.Option("--name", help="Stack name (one directory per name).")]
 
@@ -92,7 +92,7 @@ def _settings(namespace: str, partitions: int, **overrides):
 
 
 def worker(
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     mode: Annotated[str, typer.Option(help="live: as of = wall clock; replay: as of = event time.")] = "live",
     partitions: Partitions = 4,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
@@ -119,7 +119,9 @@ def _worker_running(settings) -> bool:
     try:
         return asyncio.run(replaying.worker_running(settings))
     except (RedisError, OSError) as error:
-        fail(f"Redis at {settings.redis_url} is unreachable: {error}")
+        from cli.outages import outage
+
+        fail(outage(error) or f"Redis answered with an error: {error}")  # never the URL: it may hold a password
 
 
 def replay(
@@ -127,7 +129,8 @@ def replay(
     namespace: Namespace = "replay",
     from_timestamp: Annotated[str | None, typer.Option(
         "--from-timestamp", help="Instead of a file: replay SOURCE-NAMESPACE's topics from this ISO instant.")] = None,
-    source_namespace: Annotated[str, typer.Option(help="The live namespace --from-timestamp reads.")] = "chiso766",
+    source_namespace: Annotated[str, typer.Option(callback=or_current, show_default="the current namespace",
+                                                  help="The live namespace --from-timestamp reads.")] = CURRENT,
     partitions: Partitions = 4,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the namespace has scored all of it.")] = False,
     rate: Annotated[float | None, typer.Option(help="Publish at about this many events per second (a live feed; "
@@ -156,19 +159,25 @@ def replay(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = replaying.start_worker(settings, "replay", str(log_path))
         err.print(f"started a replay worker for {namespace} (log: {log_path})")
+    # The bar counts bytes of the file on disk (compressed or not), or the events read from the topics.
+    total = history_size(history) if history else len(lines_from_topics or ())
     try:
         with (open_history(history) if history else _nullcontext(lines_from_topics)) as stream, Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-                TimeElapsedColumn(), console=err, transient=True) as progress:
-            task = progress.add_task("publish", total=None)
-            published = asyncio.run(replaying.publish(settings, stream, lambda n: progress.update(task, completed=n),
+                *progress_columns(total is not None), console=err, transient=True) as progress:
+            task = progress.add_task("publish", total=total, count=0, what="events")
+            position = file_position(stream) if history and total is not None else None
+
+            def published_so_far(lines: int) -> None:
+                progress.update(task, completed=position() if position else lines, count=lines)
+
+            published = asyncio.run(replaying.publish(settings, stream, published_so_far,
                                                       watermark=rate is None, rate=rate))
             err.print(f"published {published.events:,} events ({published.malformed:,} malformed) to {namespace}")
             if wait:
-                task = progress.add_task("scored sources", total=len(published.sources))
+                task = progress.add_task("scored", total=len(published.sources), count=0, what="sources")
                 try:
                     asyncio.run(replaying.wait_for(settings, published, timeout,
-                                                   lambda done, total: progress.update(task, completed=done),
+                                                   lambda done, _: progress.update(task, completed=done, count=done),
                                                    started))
                 except (RuntimeError, TimeoutError) as error:
                     fail(f"{error}" + (f"; see {log_path}" if started is not None else ""))
@@ -179,8 +188,8 @@ def replay(
 
 
 def scores(
-    period: Annotated[str, typer.Option(help="month:YYYY-MM, quarter:YYYY-QN or year:YYYY.")],
-    namespace: Namespace = "chiso766",
+    period: Annotated[str, typer.Option(help=PERIOD_HELP)],
+    namespace: Namespace = CURRENT,
     as_json: Annotated[bool, typer.Option("--json/--table", help="JSON report (default) or a ranked table.")] = True,
     watch: Annotated[float | None, typer.Option(help="With --table: refresh every this many seconds.")] = None,
     duration: Annotated[float | None, typer.Option(help="With --watch: stop after this many seconds.")] = None,
@@ -193,7 +202,7 @@ def scores(
     from scoring.periods import PeriodError, parse_period
 
     try:
-        parse_period(period)
+        period = parse_period(period).key  # "Tháng 9/2026" and month:2026-09 alike
     except PeriodError as error:
         fail(str(error))
     settings = _settings(namespace, 4)
@@ -218,7 +227,7 @@ def scores(
 
 def project(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rewrite the namespace's Redis projection.")] = False,
-    namespace: Namespace = "chiso766",
+    namespace: Namespace = CURRENT,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers.")] = 300.0,
 ) -> None:
     """Ask the namespace's workers to rewrite the Redis projection from their table state."""

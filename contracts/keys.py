@@ -81,6 +81,15 @@ class RedisKeys:
     def alert_marker(self, alert_id: str) -> str:
         return self._key(ALERT, alert_id)
 
+    def alerts_dead(self, group: str) -> str:
+        """Alerts a subscriber group's sink (a webhook) could not deliver after its attempts."""
+        return self._key(ALERTS, "dead", group)
+
+    @property
+    def acknowledged(self) -> str:
+        """Dossier → JSON {"by", "at"}: an overdue dossier someone has taken in hand (no escalation)."""
+        return self._key("acknowledged")
+
     # --- workers' progress and commands ----------------------------------------------------------
     @property
     def clock(self) -> str:
@@ -173,6 +182,8 @@ SCHEMA: tuple[KeySpec, ...] = (
             lambda k: (k.dossier_list(late_list("MONTH"), UNIT, "UNIT"),
                        k.dossier_list(late_list("MONTH"), OFFICER, "ID"))),
     KeySpec(("PREFIX:alerts",), "stream", lambda k: (k.alerts,)),
+    KeySpec(("PREFIX:alerts:dead:GROUP",), "stream", lambda k: (k.alerts_dead("GROUP"),)),
+    KeySpec(("PREFIX:acknowledged",), "hash", lambda k: (k.acknowledged,)),
     KeySpec(("PREFIX:alerts:live",), "pub/sub", lambda k: (k.alerts_live,)),
     KeySpec(("PREFIX:scores:live",), "pub/sub", lambda k: (k.scores_live,)),
     KeySpec(("PREFIX:commands", "PREFIX:commands:ID"), "stream, hash",

@@ -56,11 +56,56 @@ def period_at(kind: str, month_index: int) -> Period:
     return Period(key, kind, first, length, _month_start(first), _month_start(first + length) - 1)
 
 
+ROMAN = ("I", "II", "III", "IV")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
+# What people write: "Tháng 9/2026", "tháng 09/2026", "9/2026", "2026-09"; "Quý III/2026", "Quý 3/2026",
+# "Q3/2026", "2026-Q3"; "Năm 2026" — each turned into the canonical key.
+_HUMAN = (
+    (re.compile(r"^(?:tháng|thang|month)?\s*(\d{1,2})\s*/\s*(\d{4})$", re.I),
+     lambda m: f"month:{m[2]}-{int(m[1]):02d}" if 1 <= int(m[1]) <= 12 else None),
+    (re.compile(r"^(\d{4})-(\d{2})$"), lambda m: f"month:{m[1]}-{m[2]}"),
+    (re.compile(r"^(?:quý|quy|q|quarter)\s*(I{1,3}|IV|[1-4])\s*/\s*(\d{4})$", re.I),
+     lambda m: f"quarter:{m[2]}-Q{_quarter_number(m[1])}"),
+    (re.compile(r"^(\d{4})-?Q([1-4])$", re.I), lambda m: f"quarter:{m[1]}-Q{m[2]}"),
+    (re.compile(r"^(?:năm|nam|year)\s*(\d{4})$", re.I), lambda m: f"year:{m[1]}"),  # a bare 2026 stays an error
+)
+
+
+def _quarter_number(text: str) -> int:
+    return int(text) if text.isdigit() else ROMAN.index(text.upper()) + 1
+
+
+def canonical_period(text: str) -> str:
+    """The key of a period written either way (`month:2026-09` or "Tháng 9/2026"); unchanged if neither."""
+    cleaned = " ".join(text.split())
+    if _PATTERN.match(cleaned):
+        return cleaned
+    for pattern, build in _HUMAN:
+        match = pattern.match(cleaned)
+        if match:
+            return build(match) or text
+    return text
+
+
+def period_label(key: str, lang: str = "vi") -> str:
+    """How people name a period: "Tháng 9/2026", "Quý III/2026", "Năm 2026" (or September 2026, Q3 2026,
+    Year 2026)."""
+    period = parse_period(key)
+    year, month0 = divmod(period.first_month, 12)
+    if period.kind == "month":
+        return f"Tháng {month0 + 1}/{year}" if lang == "vi" else f"{MONTHS_EN[month0]} {year}"
+    if period.kind == "quarter":
+        return f"Quý {ROMAN[month0 // 3]}/{year}" if lang == "vi" else f"Q{month0 // 3 + 1} {year}"
+    return f"Năm {year}" if lang == "vi" else f"Year {year}"
+
+
 @lru_cache(maxsize=4096)
 def parse_period(text: str) -> Period:
-    match = _PATTERN.match(text)
+    match = _PATTERN.match(text) or _PATTERN.match(canonical_period(text))
     if not match:
-        raise PeriodError(f"malformed period {text!r}: use month:YYYY-MM, quarter:YYYY-QN or year:YYYY")
+        raise PeriodError(f"malformed period {text!r}: use month:YYYY-MM, quarter:YYYY-QN or year:YYYY "
+                          "(or Tháng 9/2026, Quý III/2026, Năm 2026, 2026-09)")
     year = int(match.group(1) or match.group(3) or match.group(5))
     if not EARLIEST_YEAR <= year <= LATEST_YEAR:
         raise PeriodError(f"period {text!r} is outside the years {EARLIEST_YEAR}-{LATEST_YEAR}")

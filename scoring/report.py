@@ -28,6 +28,9 @@ def unit_json(unit: UnitScore, ruleset: Ruleset) -> dict:
         "total": as_number(unit.card.total),
         "rank": unit.rank,
         "findings": unit.findings,
+        # Dossiers of the unit and below it by how they stand at the period's end (or "as of" for the
+        # current period): `overdue` is open past due then, `late` completed late — the notice's annex.
+        "outcomes": {name[4:]: value for name, value in sorted(unit.outcomes.items()) if name.startswith("out.")},
     }
 
 

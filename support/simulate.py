@@ -252,15 +252,21 @@ class Simulator:
                 self._emit(answer + 86400, "petition.rated", f"{petition}-3", petition_id=petition,
                            satisfied=rng.random() < 0.85)
 
-    def events(self) -> Iterator[bytes]:
-        """The whole history as JSON lines, in event-time order."""
+    def events(self, on_progress: Callable[[str, int, int], None] | None = None) -> Iterator[bytes]:
+        """The whole history as JSON lines, in event-time order. `on_progress(stage, done, total)` hears
+        how far it is: stage `dossiers` while they are made, then `events` while they are handed out."""
         self._build_units()
         self._build_catalogue()
         for number in range(1, self.dossier_count + 1):
             self._dossier(number)
+            if on_progress is not None and (number % 500 == 0 or number == self.dossier_count):
+                on_progress("dossiers", number, self.dossier_count)
         for _ in range(max(1, self.dossier_count // 400)):
             unit = self.rng.choice(self.units)
             self._petition(unit, None, self._received_at())
         self._events.sort()
-        for _, _, body in self._events:
+        total = len(self._events)
+        for number, (_, _, body) in enumerate(self._events, start=1):
             yield body
+            if on_progress is not None and (number % 20000 == 0 or number == total):
+                on_progress("events", number, total)

@@ -81,7 +81,7 @@ def test_score_json_has_the_contract_shape(history):
     assert codes == sorted(codes)
     unit = body["units"][0]
     assert set(unit) == {"code", "name", "level", "parent", "peer_group", "indicators", "groups", "total", "rank",
-                         "findings"}
+                         "findings", "outcomes"}
     assert set(unit["indicators"]["ON_TIME"]) == {"numerator", "denominator", "score"}
     assert len(unit["indicators"]) == 23
 

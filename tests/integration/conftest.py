@@ -46,6 +46,16 @@ def history_file(tmp_path_factory, calendar) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def office_namespace(local_stack, tmp_path_factory, calendar) -> str:
+    """A small province (600 dossiers, 200 days) replayed through a real worker into namespace `office`:
+    what the notice, digest and dashboard tests read."""
+    path = tmp_path_factory.mktemp("office") / "history.jsonl"
+    path.write_bytes(b"\n".join(Simulator(1410, 600, calendar=calendar, days=200).events()) + b"\n")
+    chiso766("replay", str(path), "--namespace", "office", "--wait")
+    return "office"
+
+
 def settings_for(info: stack.StackInfo, namespace: str | None = None, **overrides) -> Settings:
     return Settings(bootstrap=info.bootstrap, redis_url=info.redis_url,
                     namespace=namespace or f"t{uuid.uuid4().hex[:8]}", **overrides)

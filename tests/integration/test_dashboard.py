@@ -146,3 +146,99 @@ def test_the_dashboard_shows_new_scores_live_and_a_unit_page(local_stack, histor
         if server:
             stop_api(server)
         worker.stop()
+
+
+def test_the_office_view_names_bands_why_rollups_freshness_and_phone_width(office_namespace, local_stack, tmp_path,
+                                                                            browser):
+    """What a provincial office reads, on a namespace whose worker has stopped (replay --wait ended it)."""
+    import redis
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def waiting(seconds: float = 20) -> WebDriverWait:
+        return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+    server = start_api(office_namespace, tmp_path / "api.log")
+    try:
+        browser.get(f"{server.url}/")
+        waiting().until(lambda page: page.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr"))
+        # Periods by their human names, in calendar order.
+        options = browser.execute_script(
+            "return [...document.querySelectorAll('#period option')].map(o => [o.value, o.textContent]);")
+        labels = dict(options)
+        assert labels["year:2026"] == "Năm 2026" and labels["month:2026-05"] == "Tháng 5/2026"
+        assert labels["quarter:2026-Q2"] == "Quý II/2026"
+        assert [value for value, _ in options] == server.get("/api/periods").json()["periods"]
+        months = [value for value, _ in options if value.startswith("month:")]
+        assert months == sorted(months)
+        assert browser.find_element(By.ID, "group").get_attribute("value") == "agencies:H15"
+        assert "Sở, ban, ngành tỉnh" in browser.find_element(By.ID, "board-title").text
+
+        # Six named group columns, total, a coloured band, sortable.
+        headers = browser.execute_script(
+            "return [...document.querySelectorAll('#leaderboard thead th')].map(th => th.textContent.trim());")
+        for group in server.get("/api/ruleset").json()["groups"]:
+            assert any(header.startswith(group["name_vi"]) for header in headers), group
+        assert "Xếp loại" in headers and "Tổng điểm" in headers
+        bands = browser.execute_script(
+            "return [...document.querySelectorAll('#leaderboard .band')].map(b => [b.textContent,"
+            " getComputedStyle(b).backgroundColor]);")
+        assert bands and {text for text, _ in bands} <= {"Xuất sắc", "Tốt", "Khá", "Trung bình", "Yếu"}
+        assert all(colour not in ("rgba(0, 0, 0, 0)", "rgb(107, 119, 133)") for _, colour in bands)
+        totals = lambda: browser.execute_script(  # noqa: E731 - read in one step: the page may redraw
+            "return [...document.querySelectorAll('#leaderboard .total-cell')].map(c => c.textContent);")
+        by_rank = totals()
+        click_total = "document.querySelector('#leaderboard th[data-sort=\"total\"]').click();"
+        browser.execute_script(click_total)  # largest first
+        waiting().until(lambda page: "↓" in page.find_element(By.CSS_SELECTOR, "th[data-sort='total']").text)
+        descending = totals()
+        assert descending == by_rank
+        browser.execute_script(click_total)  # then smallest first
+        waiting().until(lambda page: totals() == list(reversed(descending)))
+        as_numbers = [float(text.replace(".", "").replace(",", ".")) for text in descending]
+        assert as_numbers == sorted(as_numbers, reverse=True)
+        assert browser.execute_script("return document.querySelectorAll('[style]').length;") == 0  # CSP-friendly
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "office-leaderboard.png"))
+
+        # The freshness banner: no worker runs, so the figures stopped at "as of", and the badge is not live.
+        waiting().until(lambda page: page.find_element(By.ID, "freshness").is_displayed())
+        assert "Không có tiến trình xử lý nào đang chạy" in browser.find_element(By.ID, "freshness").text
+        assert browser.find_element(By.ID, "live").text != "Trực tiếp"
+
+        # The province page rolls up its units' overdue dossiers; "why" links to them.
+        client = redis.Redis.from_url(local_stack.redis_url)
+        held = sum(client.zcard(key) for key in client.scan_iter(f"{office_namespace}:overdue:unit:*"))
+        assert held > 0
+        browser.execute_script("location.hash = '#/unit/H15';")
+        waiting().until(lambda page: page.find_elements(By.CSS_SELECTOR, "#why-table tbody tr"))
+        waiting().until(lambda page: page.find_elements(By.CSS_SELECTOR, "#overdue-table tbody tr"))
+        shown = browser.execute_script("return document.querySelectorAll('#overdue-table tbody tr').length;")
+        assert shown == min(50, held)
+        view = browser.find_element(By.ID, "view").text
+        for code in ("ON_TIME", "PUBLISH_ON_TIME", "DOSSIER_RECEIVING_SATISFACTION"):
+            assert code not in view  # indicators by their official names, not API codes
+        assert "Giải quyết hồ sơ đúng hạn" in view and "Vì sao mất điểm" in view
+        link = browser.find_element(By.CSS_SELECTOR, "#why-table .cause-link")
+        assert link.text == f"{held} hồ sơ quá hạn" or link.text.endswith("hồ sơ quá hạn")
+        browser.execute_script("arguments[0].click();", link)
+        waiting().until(lambda page: page.execute_script("return location.hash;") == "#/unit/H15/overdue")
+        waiting().until(lambda page: page.find_elements(By.CSS_SELECTOR, "#overdue-table tbody tr"))
+        browser.save_screenshot(str(ARTIFACTS / "office-unit.png"))
+
+        # One thread per dossier in the alert feed.
+        threads = browser.execute_script(
+            "return [...document.querySelectorAll('#alerts li')].map(li => li.dataset.dossier);")
+        assert len(threads) == len(set(threads))
+
+        # A phone: nothing wider than the screen, on the board and on a unit page.
+        browser.set_window_size(390, 844)
+        for hash_path in ("#/", "#/unit/H15"):
+            browser.execute_script(f"location.hash = '{hash_path}';")
+            waiting().until(lambda page: page.find_elements(By.CSS_SELECTOR, "#leaderboard, #why"))
+            width, inner = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
+            assert width <= inner, (hash_path, width, inner)
+        browser.save_screenshot(str(ARTIFACTS / "office-phone.png"))
+    finally:
+        stop_api(server)

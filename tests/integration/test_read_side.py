@@ -335,23 +335,31 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
     chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "xlsx", "--out", str(xlsx),
              "--namespace", NAMESPACE)
     book = load_workbook(xlsx)
-    assert book.sheetnames == ["Xếp hạng đơn vị", "Quá hạn theo đơn vị", "Hồ sơ trễ hạn", "Cán bộ",
-                               "Tỷ lệ trực tuyến", "Kế hoạch lên hạng"]
-    ranking = list(book["Xếp hạng đơn vị"].iter_rows(values_only=True))
-    assert ranking[0][:5] == ("Nhóm so sánh", "Hạng", "Thay đổi hạng", "Mã đơn vị", "Đơn vị")
-    assert {row[3]: (row[1], row[-1]) for row in ranking[1:]} == {
+    assert book.sheetnames == ["Xếp hạng đơn vị", "Quá hạn theo đơn vị", "Hồ sơ trễ hạn", "Tỷ lệ trực tuyến",
+                               "Cán bộ", "Kế hoạch lên hạng"]
+
+    def table(title: str) -> tuple[tuple, list[tuple], int]:
+        rows = list(book[title].iter_rows(values_only=True))
+        header = next(index for index, row in enumerate(rows) if row[0] in ("Nhóm so sánh", "Mã đơn vị", "Mã hồ sơ"))
+        return rows[header], rows[header + 1:], header + 1
+
+    columns, ranking, header_row = table("Xếp hạng đơn vị")
+    assert columns[:5] == ("Nhóm so sánh", "Hạng", "Thay đổi hạng", "Mã đơn vị", "Đơn vị")
+    assert columns[5] == "Công khai, minh bạch (18)" and columns[-2:] == ("Tổng điểm", "Xếp loại")
+    assert {row[3]: (row[1], row[-2]) for row in ranking} == {
         code: (unit["rank"], unit["total"]) for code, unit in report.items()}
-    assert book["Xếp hạng đơn vị"]["L2"].number_format == "0.00"
-    overdue = {row[0]: row[2:] for row in book["Quá hạn theo đơn vị"].iter_rows(min_row=2, values_only=True)}
-    for code, (open_overdue, approaching, late) in overdue.items():
-        assert open_overdue == client.zcard(f"{NAMESPACE}:overdue:unit:{code}")
-        assert approaching == client.zcard(f"{NAMESPACE}:approaching:unit:{code}")
-        assert late == client.zcard(f"{NAMESPACE}:late:2026-05:unit:{code}")
-    late_rows = list(book["Hồ sơ trễ hạn"].iter_rows(min_row=2, values_only=True))
-    assert len(late_rows) == sum(late for _, _, late in overdue.values()) > 0
-    online = book["Tỷ lệ trực tuyến"]
-    assert online["D2"].number_format == "0.00%"
-    for code, _, received, service, payment in online.iter_rows(min_row=2, values_only=True):
+    assert {row[-1] for row in ranking} <= {"Xuất sắc", "Tốt", "Khá", "Trung bình", "Yếu"}
+    assert book["Xếp hạng đơn vị"][f"L{header_row + 1}"].number_format == "0.00"
+    _, overdue, _ = table("Quá hạn theo đơn vị")
+    for code, _, _, overdue_at_end, late, *_ in overdue:  # as the month ended, from the month's outcomes
+        assert overdue_at_end == report[code]["outcomes"].get("overdue", 0)
+        assert late == report[code]["outcomes"].get("late", 0)
+    _, late_rows, _ = table("Hồ sơ trễ hạn")
+    assert len(late_rows) == sum(client.zcard(key) for key in client.scan_iter(f"{NAMESPACE}:late:2026-05:unit:*")) > 0
+    assert all(row[4] is None or row[4][2] == "/" for row in late_rows)  # dates as dd/mm/yyyy hh:mm
+    _, online_rows, online_header = table("Tỷ lệ trực tuyến")
+    assert book["Tỷ lệ trực tuyến"][f"D{online_header + 1}"].number_format == "0.00%"
+    for code, _, received, service, payment in online_rows:
         share = report[code]["indicators"]["ONLINE_DOSSIER_SHARE"]
         assert received == share["denominator"]
         assert service == (pytest.approx(share["numerator"] / share["denominator"]) if share["denominator"] else None)
@@ -361,7 +369,7 @@ def test_the_monthly_export_matches_the_projection(api_server, tmp_path):
     chiso766("export", "--period", "month:2026-05", "--unit", "H15", "--format", "csv", "--out", str(as_csv),
              "--namespace", NAMESPACE)
     rows = list(csv.reader(as_csv.open(encoding="utf-8-sig")))
-    assert rows[0] == ["# Xếp hạng đơn vị"] and len([r for r in rows if r and r[0].startswith("# ")]) == 6
+    assert rows[0][0].startswith("THÔNG BÁO KẾT QUẢ") and len([r for r in rows if r and r[0].startswith("# ")]) == 6
     failed = chiso766("export", "--period", "month:2026-05", "--unit", "NOPE", "--out", str(tmp_path / "x.xlsx"),
                       "--namespace", NAMESPACE, check=False)
     assert failed.returncode != 0 and "NOPE" in failed.stderr

@@ -1,0 +1,42 @@
+"""The indicators' names as Decision 766's tables write them (Vietnamese) and in English: what people
+see instead of the codes. The two 5.1 rows are told apart by what the petitions are about."""
+
+from __future__ import annotations
+
+INDICATOR_LABELS: dict[str, dict[str, str]] = {
+    "PUBLISH_ON_TIME": {"vi": "Công bố thủ tục hành chính đúng hạn", "en": "Procedures announced on time"},
+    "PUBLIC_UPDATE_ON_TIME": {"vi": "Công khai, cập nhật thủ tục hành chính đúng hạn",
+                              "en": "Procedures published and updated on time"},
+    "PUBLIC_CONTENT_FULL": {"vi": "Công khai đầy đủ nội dung thủ tục hành chính",
+                            "en": "Procedures published in full"},
+    "DOSSIER_SYNC": {"vi": "Đồng bộ hồ sơ lên Cổng Dịch vụ công quốc gia", "en": "Dossiers synced to the portal"},
+    "ON_TIME": {"vi": "Giải quyết hồ sơ đúng hạn", "en": "Dossiers handled on time"},
+    "ONLINE_PROVISION": {"vi": "Cung cấp dịch vụ công trực tuyến", "en": "Online services provided"},
+    "ONLINE_SERVICE_USED": {"vi": "Dịch vụ công trực tuyến phát sinh hồ sơ", "en": "Online services in use"},
+    "ONLINE_DOSSIER_SHARE": {"vi": "Tỷ lệ hồ sơ trực tuyến", "en": "Share of dossiers filed online"},
+    "PAY_DOSSIER_ONLINE": {"vi": "Hồ sơ thanh toán trực tuyến", "en": "Dossiers paid online"},
+    "PAY_FORMALITY_WITH_ONLINE_TX": {"vi": "Thủ tục có giao dịch thanh toán trực tuyến",
+                                     "en": "Procedures with online payments"},
+    "PAY_FORMALITY_WITH_FEE_DOSSIER": {"vi": "Thủ tục có phí, lệ phí phát sinh hồ sơ",
+                                       "en": "Fee-bearing procedures with dossiers"},
+    "ORIGINAL_RESULT_AVAILABLE": {"vi": "Số hóa kết quả giải quyết thủ tục hành chính",
+                                  "en": "Results issued in digital form"},
+    "SO_HOA_GIAY_TO_GIAI_QUYET": {"vi": "Số hóa hồ sơ, giấy tờ khi tiếp nhận", "en": "Dossiers digitised at intake"},
+    "REUSED_DIGITIZED_DATA": {"vi": "Tái sử dụng dữ liệu đã số hóa", "en": "Digitised data reused"},
+    "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": {"vi": "Đồng bộ kho dữ liệu điện tử của tổ chức, cá nhân",
+                                           "en": "Synced to personal data stores"},
+    "CITIZEN_DATA_CONNECTED_DOSSIER": {"vi": "Hồ sơ khai thác dữ liệu dân cư",
+                                       "en": "Dossiers using the population database"},
+    "CITIZEN_DATA_CONNECTED_FORMALITY": {"vi": "Thủ tục kết nối, khai thác dữ liệu dân cư",
+                                         "en": "Procedures connected to the population database"},
+    "ELECTRONIC_CERTIFIED_COPY": {"vi": "Cấp bản sao điện tử từ sổ gốc", "en": "Electronic certified copies"},
+    "DOSSIER_RECEIVING_SATISFACTION": {"vi": "Mức độ hài lòng trong tiếp nhận, giải quyết hồ sơ",
+                                       "en": "Satisfaction with dossier handling"},
+    "PETITION_PROCESSING_ON_TIME": {"vi": "Xử lý phản ánh, kiến nghị đúng hạn", "en": "Petitions handled on time"},
+    "PETITION_HANDLING_SATISFACTION": {"vi": "Mức độ hài lòng về xử lý phản ánh, kiến nghị",
+                                       "en": "Satisfaction with petition handling"},
+    "PETITION_CLASSIFICATION_TTHC": {"vi": "Phản ánh, kiến nghị về quy định thủ tục hành chính (5.1)",
+                                     "en": "Petitions about procedures (5.1)"},
+    "PETITION_CLASSIFICATION_STAFF": {"vi": "Phản ánh, kiến nghị về hành vi cán bộ, công chức (5.1)",
+                                      "en": "Petitions about officials' conduct (5.1)"},
+}
