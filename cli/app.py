@@ -17,10 +17,10 @@ from cli.check import check, report_findings
 from cli.common import PERIOD_HELP, console, dump, err, fail, not_after, parse_instant
 from cli.history import load_history, missing, progress_columns, report_rejects, write_lines
 from cli.labels import LABELS, Language
+from cli.outages import one_line_outages
 from cli.plan import plan_command
 from cli.portal import portal_app
 from cli.reconcile import reconcile_command
-from cli.outages import one_line_outages
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR, usable_code
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
