@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest import catalogue
 from ingest.dvcqg import DossierTranslator, Translated
-from ingest.loose import LooseValueError, text
+from ingest.loose import LooseValueError, shown, text
 from ingest.privacy import scrubbed
 from schemas import Rejection, decode
 from schemas import events as ev
@@ -76,7 +76,7 @@ def envelope(body: object, service: str = "", unit: str = "") -> tuple[str, str,
         first = records[0]
         service = CATALOGUE if "MATTHC" in first else (PROGRESS if "ThoiDiemXuLy" in first else DOSSIERS)
     if service not in SERVICES:
-        raise CallError("unknown_service", f"service {service!r} is not one of {', '.join(SERVICES)}")
+        raise CallError("unknown_service", f"service {shown('service', service)} is not one of {', '.join(SERVICES)}")
     if unit and not ev.usable_code(unit):
         raise CallError("bad_unit", "the unit code holds a control character or `|`")
     return service, unit, records
