@@ -3,16 +3,22 @@
 POST /auth                 {"username", "password"} (header `dstcode`) → {"session", "error_code": 0}
 POST /integration          the envelope {"session", "madonvi", "service", "isUpdating", "data": [...]}
                            or a bare array of records with ?session=&MaDinhDanhDV=&service=&isUpdating=
-GET  /health               {"status": "ok"} once the producer runs
+GET  /health               {"status": "ok"} once Kafka took the topics and the registry, else 503
+                           {"status": "waiting_for_kafka"}
 
 Answers are the portal's: {"error_code": "0", "message": ...} when every record was taken, else a
 non-zero code with a reason per refused record. A record is acknowledged only once Kafka has its events
 (acks=all); Kafka unreachable → HTTP 503, error_code "5", so the source system's queue sends it again —
-deterministic event ids make the resend harmless. Nothing of a record's personal data is logged or kept.
+deterministic event ids make the resend harmless. The gateway starts whether or not Kafka is up, and
+answers 503 until it reaches it (retrying every 1 s, doubling to 30 s), rather than refusing to start:
+a source system queues and retries on 503, while a gateway that is not there is an outage. Nothing of
+a record's personal data is logged or kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -34,6 +41,7 @@ from schemas import events as ev
 
 log = logging.getLogger("chiso766.gateway")
 OK, REFUSED, BAD_CALL, LIMIT, UNAVAILABLE, SESSION = "0", "1", "2", "4", "5", "-1"
+RETRY_FIRST_SECONDS, RETRY_LAST_SECONDS = 1.0, 30.0
 
 
 @dataclass
@@ -97,26 +105,48 @@ def create_app(config: GatewayConfig) -> FastAPI:
     sessions = Sessions(config.session_seconds)
     state = {"started": False}
 
+    async def connect() -> None:
+        """Kafka, the topics and the registry, tried until they are there: the gateway answers from
+        its first second, with 503 (so the source system's queue keeps the records) until then."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await publisher.start()
+                if config.registry:
+                    events = [(event, ev.encode(event)) for line in config.registry
+                              if not isinstance(event := decode(line), Rejection)]
+                    await publisher.publish(events, [], "registry")
+                    log.info("published %d registry events", len(events))
+                state["started"] = True
+                log.info("connected to Kafka at %s: taking calls", config.bootstrap)
+                return
+            except (KafkaError, KafkaUnavailable, OSError, TimeoutError) as error:
+                await publisher.stop()
+                publisher.producer = None
+                log.warning("Kafka at %s is not reachable (%s): calls are answered 503 until it is; next try in"
+                            " %.0f s", config.bootstrap, type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_LAST_SECONDS)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await publisher.start()
-        state["started"] = True
-        if config.registry:
-            events = [(event, ev.encode(event)) for line in config.registry
-                      if not isinstance(event := decode(line), Rejection)]
-            await publisher.publish(events, [], "registry")
-            log.info("published %d registry events", len(events))
+        connecting = asyncio.create_task(connect())
         try:
             yield
         finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
             await publisher.stop()
 
     app = FastAPI(title="chiso766 gateway", lifespan=lifespan,
                   description="Takes DVCQG dossier-sync calls (DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc).")
 
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok" if state["started"] else "starting", "namespace": config.namespace}
+    async def health() -> JSONResponse:
+        if state["started"]:
+            return JSONResponse({"status": "ok", "namespace": config.namespace})
+        return JSONResponse({"status": "waiting_for_kafka", "namespace": config.namespace}, status_code=503)
 
     @app.post("/auth")
     async def auth(request: Request) -> JSONResponse:
