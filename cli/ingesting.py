@@ -71,18 +71,26 @@ def report(stats: ImportStats, out_path: str) -> None:
                                                                   stats.notes.most_common()))
 
 
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"must be more than 0, got {value}")
+    return value
+
+
 def gateway(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8767,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8767,
     namespace: Annotated[str, typer.Option("--namespace", help="Topic prefix to publish into.")] = "chiso766",
-    partitions: Annotated[int, typer.Option(help="Partitions of topics the gateway creates (as workers).")] = 4,
+    partitions: Annotated[int, typer.Option(min=1, max=1000, help="Partitions of topics the gateway creates"
+                                            " (as workers).")] = 4,
     registry: Annotated[str | None, typer.Option(help="Unit registry (chiso766 unit.upserted lines) to publish"
                                                  " at start: the sync format has no unit call.")] = None,
-    max_records: Annotated[int, typer.Option(help="Records per call at most.")] = 1000,
-    max_body_mb: Annotated[float, typer.Option(help="Body size at most, in MB.")] = 8.0,
-    session_minutes: Annotated[int, typer.Option(help="How long a session lasts.")] = 30,
-    publish_timeout: Annotated[float, typer.Option(help="Seconds Kafka has to take a call before it fails (503).")]
-    = 10.0,
+    max_records: Annotated[int, typer.Option(min=1, help="Records per call at most.")] = 1000,
+    max_body_mb: Annotated[float, typer.Option(callback=_positive, help="Body size at most, in MB.")] = 8.0,
+    session_minutes: Annotated[int, typer.Option(min=1, help="How long a session lasts.")] = 30,
+    # Clients wait 60 s for an answer (INGEST.md §5): past that they have given up and will resend.
+    publish_timeout: Annotated[float, typer.Option(callback=_positive, max=60, help="Seconds Kafka has to take a"
+                                                   " call before it fails (503); at most 60.")] = 10.0,
     demo: DemoOption = False,
 ) -> None:
     """Serve the DVCQG sync protocol (session, DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc) into Kafka."""

@@ -68,9 +68,14 @@ def load_credentials(environ: dict[str, str] | os._Environ) -> dict[str, str]:
     if not raw:
         raise ValueError("no credentials: set CHISO766_GATEWAY_CREDENTIALS (JSON {\"username\": \"password\"})"
                          " or CHISO766_GATEWAY_CREDENTIALS_FILE")
-    data = orjson.loads(raw)
-    if not isinstance(data, dict) or not data or not all(isinstance(v, str) and v for v in data.values()):
-        raise ValueError("credentials must be a JSON object {\"username\": \"password\", ...} with no empty password")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"the credentials are not JSON ({error.msg} at {error.pos})") from None
+    if not isinstance(data, dict) or not data or \
+            not all(name.strip() and isinstance(password, str) and password for name, password in data.items()):
+        raise ValueError("credentials must be a JSON object {\"username\": \"password\", ...} with no empty"
+                         " username or password")
     return data
 
 

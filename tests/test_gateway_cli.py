@@ -35,3 +35,30 @@ def test_with_kafka_down_at_start_the_gateway_serves_and_answers_503():
         call = client.post("/integration", json={"session": token, "madonvi": "H15.01", "service": "DongBoHoSoMC",
                                                  "data": [{"MaHoSo": "H15.01-260105-0001", "TrangThaiHoSo": "1"}]})
         assert call.status_code == 503 and call.json()["error_code"] == "5"
+
+
+@pytest.mark.parametrize("arguments", [
+    ["gateway", "--port", "70000"], ["gateway", "--port", "-1"], ["gateway", "--port", "0"],
+    ["api", "--port", "70000"], ["gateway", "--publish-timeout", "0"], ["gateway", "--publish-timeout", "-5"],
+    ["gateway", "--publish-timeout", "61"],
+    ["gateway", "--max-records", "0"], ["gateway", "--session-minutes", "0"], ["gateway", "--max-body-mb", "-1"],
+    ["gateway", "--max-body-mb", "0"], ["gateway", "--partitions", "0"]])
+def test_a_bad_argument_is_refused_before_anything_starts(arguments, monkeypatch):
+    def never(*_args, **_kwargs):
+        raise AssertionError("started despite a bad argument")
+
+    monkeypatch.setattr("gateway.app.run", never)
+    monkeypatch.setattr("api.app.run", never)
+    result = runner.invoke(cli, [*arguments, "--demo"] if arguments[0] == "gateway" else arguments)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "Invalid value" in result.output
+
+
+@pytest.mark.parametrize(("credentials", "message"), [
+    ('{"": "pw"}', "no empty username"), ('{"a": ""}', "no empty username or password"),
+    ("{not json", "not JSON"), ("[]", "JSON object")])
+def test_bad_credentials_are_one_line(credentials, message, monkeypatch):
+    monkeypatch.setenv("CHISO766_GATEWAY_CREDENTIALS", credentials)
+    monkeypatch.setattr("gateway.app.run", lambda *_args: pytest.fail("started with bad credentials"))
+    result = runner.invoke(cli, ["gateway", "--demo"])
+    assert result.exit_code == 2 and message in " ".join(result.stderr.split()) and "Traceback" not in result.output
