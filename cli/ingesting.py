@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cli.common import err, fail
-from cli.history import bounded_lines, history_size, missing, open_history
+from cli.history import bounded_lines, history_size, missing, open_history, replacing
 from ingest.archive import ArchiveImport, ImportStats
 from ingest.dvcqg import DossierTranslator
 from ingest.privacy import Pseudonymiser
@@ -40,7 +40,7 @@ def import_archive(
                TaskProgressColumn() if total else TimeElapsedColumn()]
     read = 0
     try:
-        with open_history(archive) as stream, open_history(out_path, "wb") as out, \
+        with open_history(archive) as stream, replacing(out_path) as out, \
                 Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("import", total=total, events=0)
             for number, line in enumerate(bounded_lines(stream), start=1):
@@ -50,8 +50,9 @@ def import_archive(
                     out.write(b"\n")
                 if number % 2000 == 0:
                     progress.update(task, completed=read, events=importer.stats.events)
-    except (OSError, EOFError, zlib.error) as error:
-        fail(f"cannot import {archive}: {error or type(error).__name__}")
+    except (OSError, EOFError, zlib.error) as error:  # the output is left as it was (history.replacing)
+        why = getattr(error, "strerror", None) or error or type(error).__name__
+        fail(f"cannot import {archive} into {out_path} ({out_path} left as it was): {why}")
     report(importer.stats, out_path)
 
 

@@ -5,6 +5,7 @@ system's queue keeps the records) — the real-stack behaviour is in tests/integ
 
 from __future__ import annotations
 
+import gzip
 import socket
 
 import pytest
@@ -62,3 +63,32 @@ def test_bad_credentials_are_one_line(credentials, message, monkeypatch):
     monkeypatch.setattr("gateway.app.run", lambda *_args: pytest.fail("started with bad credentials"))
     result = runner.invoke(cli, ["gateway", "--demo"])
     assert result.exit_code == 2 and message in " ".join(result.stderr.split()) and "Traceback" not in result.output
+
+
+def test_a_failed_import_leaves_the_existing_output_as_it_was(tmp_path):
+    kept = tmp_path / "keep.jsonl.gz"
+    kept.write_bytes(gzip.compress(b'{"earlier": "history"}\n'))
+    before = kept.read_bytes()
+    corrupt = tmp_path / "bad.jsonl.gz"
+    corrupt.write_bytes(gzip.compress(b'{"MaHoSo": "H15.01-1"}\n' * 50)[:-20] + b"garbage-not-gzip")
+    result = runner.invoke(cli, ["import", str(corrupt), "--out", str(kept), "--demo"])
+    assert result.exit_code == 2 and "cannot import" in result.stderr and "Traceback" not in result.output
+    assert kept.read_bytes() == before
+    assert {path.name for path in tmp_path.iterdir()} == {"bad.jsonl.gz", "keep.jsonl.gz"}  # no temporary left
+
+
+@pytest.mark.parametrize("output_format", ["native", "dvcqg"])
+@pytest.mark.parametrize("where", ["missing-folder/s.jsonl", ".", "missing-folder/s.jsonl.gz"])
+def test_simulate_into_a_place_it_cannot_write_is_one_line(tmp_path, output_format, where):
+    out = tmp_path / where
+    result = runner.invoke(cli, ["simulate", "--dossiers", "5", "--days", "5", "--format", output_format,
+                                 "--out", str(out)])
+    assert result.exit_code == 2 and "cannot write" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_replaces_its_output_whole(tmp_path):
+    out = tmp_path / "s.jsonl"
+    out.write_bytes(b"old\n")
+    assert runner.invoke(cli, ["simulate", "--dossiers", "5", "--days", "5", "--out", str(out)]).exit_code == 0
+    assert out.read_bytes().startswith(b"{") and [path.name for path in tmp_path.iterdir()] == ["s.jsonl"]
