@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway import logs
 from gateway.publisher import KafkaUnavailable, Publisher
 from ingest.calls import CallError, envelope, translate_call
 from ingest.dvcqg import DossierTranslator
@@ -226,4 +227,5 @@ def run(config: GatewayConfig, host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.install()
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)

@@ -6,6 +6,7 @@ system's queue keeps the records) — the real-stack behaviour is in tests/integ
 from __future__ import annotations
 
 import gzip
+import logging
 import socket
 
 import pytest
@@ -92,3 +93,44 @@ def test_simulate_replaces_its_output_whole(tmp_path):
     out.write_bytes(b"old\n")
     assert runner.invoke(cli, ["simulate", "--dossiers", "5", "--days", "5", "--out", str(out)]).exit_code == 0
     assert out.read_bytes().startswith(b"{") and [path.name for path in tmp_path.iterdir()] == ["s.jsonl"]
+
+
+def test_aiokafkas_repeated_connection_errors_are_rate_limited_in_the_gateways_log():
+    from gateway.logs import RepeatLimiter
+
+    now = [0.0]
+    limiter = RepeatLimiter(window=30, clock=lambda: now[0])
+
+    def record(name: str, msg: str, *args) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+    passed = []
+    for tick in range(400):  # 40 a second for 10 s, as the cold try saw
+        now[0] = tick / 40
+        line = record("aiokafka.conn", "Unable connect to node with id %s: %s", 1, "refused")
+        if limiter.filter(line):
+            passed.append(line)
+    assert len(passed) == 1
+    now[0] = 31
+    later = record("aiokafka.conn", "Unable connect to node with id %s: %s", 1, "refused")
+    assert limiter.filter(later) and "399 alike held back" in later.getMessage()
+    assert limiter.filter(record("aiokafka.conn", "Another message")) and limiter.filter(
+        record("chiso766.gateway", "Unable connect to node with id %s: %s", 1, "x"))  # ours are never held back
+    assert all(limiter.filter(record("chiso766.gateway", "call refused")) for _ in range(5))
+
+
+def test_the_gateway_process_installs_the_limiter(monkeypatch):
+    import uvicorn
+
+    from gateway import app as gateway_app
+
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **_kwargs: None)
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    root.addHandler(handler)
+    try:
+        gateway_app.run(GatewayConfig(bootstrap="127.0.0.1:1", namespace="t", secret=DEMO_SECRET, credentials=USERS),
+                        "127.0.0.1", 1)
+        assert any(type(f).__name__ == "RepeatLimiter" for f in handler.filters)
+    finally:
+        root.removeHandler(handler)
