@@ -64,7 +64,9 @@ def envelope(body: object, service: str = "", unit: str = "") -> tuple[str, str,
             unit = text(body, "madonvi") or text(body, "MaDinhDanhDV") or unit
         except LooseValueError as error:
             raise CallError("bad_envelope", str(error)) from None
-        records = body["data"] if isinstance(body["data"], list) else [body["data"]]
+        if not isinstance(body["data"], list):  # INGEST.md §1: `data` is an array, even of one record
+            raise CallError("bad_envelope", f"`data` is {shown('data', body['data'])}, not a JSON array of records")
+        records = body["data"]
     elif isinstance(body, dict) and ("MaHoSo" in body or "MATTHC" in body):
         records = [body]  # one bare record, as some archives hold them one per line
         if not service:

@@ -134,3 +134,14 @@ def test_the_gateway_process_installs_the_limiter(monkeypatch):
         assert any(type(f).__name__ == "RepeatLimiter" for f in handler.filters)
     finally:
         root.removeHandler(handler)
+
+
+def test_an_envelope_whose_data_is_an_object_is_answered_400_code_2():
+    config = GatewayConfig(bootstrap=f"127.0.0.1:{closed_port()}", namespace="t", secret=DEMO_SECRET,
+                           credentials=USERS)
+    with TestClient(create_app(config)) as client:
+        token = client.post("/auth", json={"username": "h15-one-stop", "password": "a-password"}).json()["session"]
+        call = client.post("/integration", json={"session": token, "madonvi": "H15.01", "service": "DongBoHoSoMC",
+                                                 "data": {"a": 1}})
+        assert call.status_code == 400 and call.json()["error_code"] == "2"
+        assert "not a JSON array" in call.json()["message"]

@@ -84,6 +84,14 @@ def test_the_unit_comes_from_the_envelope_the_query_or_the_code_and_else_the_rec
     assert [r.reason for r in refused.rejections] == ["unit_unknown"]
 
 
+@pytest.mark.parametrize("data", [{"a": 1}, {"MaHoSo": MARK}, "x", 1, None])
+def test_an_envelope_whose_data_is_not_an_array_is_a_malformed_call(data):
+    with pytest.raises(CallError) as refused:
+        envelope({"session": "s", "madonvi": "H15", "service": DOSSIERS, "data": data})
+    assert refused.value.reason == "bad_envelope" and "not a JSON array" in refused.value.detail
+    assert MARK not in refused.value.detail
+
+
 def test_envelope_and_bare_array():
     assert envelope({"session": "s", "madonvi": "H15", "service": PROGRESS, "data": [{}]})[:2] == (PROGRESS, "H15")
     assert envelope([record()], DOSSIERS, "H15.02")[:2] == (DOSSIERS, "H15.02")
