@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -145,3 +146,43 @@ def test_an_envelope_whose_data_is_an_object_is_answered_400_code_2():
                                                  "data": {"a": 1}})
         assert call.status_code == 400 and call.json()["error_code"] == "2"
         assert "not a JSON array" in call.json()["message"]
+
+
+def test_the_gateway_keeps_trying_and_takes_calls_once_kafka_is_there(monkeypatch):
+    """The retry loop alone (the publisher's Kafka side replaced): two failed starts, then the
+    registry is published once and /health turns ok. The real broker going away and coming back is
+    tests/integration/test_gateway.py's."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from gateway import app as gateway_app
+    from gateway.publisher import Publisher
+
+    attempts, published = [], []
+
+    async def start(self):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+        self.producer = object()
+
+    async def publish(self, events, rejections, service):
+        published.append((service, len(events)))
+
+    async def stop(self):
+        self.producer = None
+
+    monkeypatch.setattr(gateway_app, "RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(Publisher, "start", start)
+    monkeypatch.setattr(Publisher, "publish", publish)
+    monkeypatch.setattr(Publisher, "stop", stop)
+    unit = (b'{"event_type":"unit.upserted","event_id":"u1","occurred_at":"2026-01-01T00:00:00+07:00",'
+            b'"source":"t","unit_code":"H15.01","name":"x","level":"commune","parent_code":null}')
+    config = GatewayConfig(bootstrap="127.0.0.1:1", namespace="t", secret=DEMO_SECRET, credentials=USERS,
+                           registry=[unit])
+    with TestClient(create_app(config)) as client:
+        for _ in range(200):
+            if client.get("/health").status_code == 200:
+                break
+            time.sleep(0.01)
+        assert client.get("/health").json()["status"] == "ok"
+    assert len(attempts) == 3 and published == [("registry", 1)]
