@@ -164,7 +164,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         expected = config.credentials.get(username) if isinstance(username, str) else None
         if expected is None or not isinstance(password, str) or \
                 not secrets.compare_digest(expected.encode(), password.encode()):
-            log.warning("refused a session for %r", username if isinstance(username, str) else None)
+            log.warning("refused a session for %r", username[:64] if isinstance(username, str) else None)
             return answer(SESSION, "Sai tên đăng nhập hoặc mật khẩu / wrong username or password", 401)
         return JSONResponse({"session": sessions.open(username), "error_code": 0,
                              "expires_in": config.session_seconds})
