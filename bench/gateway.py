@@ -117,7 +117,8 @@ def main() -> None:
                 if httpx.get(f"{url}/health").json()["status"] == "ok":
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)  # listening before Kafka is reached: /health says waiting_for_kafka meanwhile
         token = httpx.post(f"{url}/auth", json={"username": "bench", "password": USERS["bench"]}).json()["session"]
         payload = calls(int(os.environ.get("BENCH_DOSSIERS", "4000")))
         records = sum(len(call["data"]) for call in payload)

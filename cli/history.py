@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
+import secrets
 import sys
 import zlib
 from collections import Counter
@@ -50,6 +53,33 @@ def open_history(path: str, mode: str = "rb") -> Iterator[IO[bytes]]:
         return
     with open(path, mode) as stream:
         yield stream  # type: ignore[misc]
+
+
+@contextmanager
+def replacing(path: str) -> Iterator[IO[bytes]]:
+    """An output file (gzip when named `.gz`, `-` for stdout) written beside its place under a hidden
+    temporary name and renamed over it only when the writing ends well: a failed run leaves the file
+    that was there, never a half-written or empty one. OSError (no such folder, a folder, a full
+    disk) is the caller's to report."""
+    if path == "-":
+        yield sys.stdout.buffer
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    raw = open(temporary, "xb")  # noqa: SIM115 - closed below; "x" honours the umask, unlike mkstemp
+    try:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as stream:
+                yield stream  # type: ignore[misc]
+        else:
+            yield raw
+        raw.close()
+        os.replace(temporary, target)
+    finally:
+        raw.close()
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass
@@ -149,12 +179,16 @@ bounded_lines = _bounded_lines  # for the other commands that read line files (`
 
 
 def write_lines(path: str, lines: Iterator[bytes]) -> int:
+    """Lines written to `path` in place of what was there, only once all are written."""
     count = 0
-    with open_history(path, "wb") as out:
-        for line in lines:
-            out.write(line)
-            out.write(b"\n")
-            count += 1
+    try:
+        with replacing(path) as out:
+            for line in lines:
+                out.write(line)
+                out.write(b"\n")
+                count += 1
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
     return count
 
 

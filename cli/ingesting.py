@@ -10,7 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cli.common import err, fail
-from cli.history import bounded_lines, history_size, missing, open_history
+from cli.current import CURRENT, Namespace
+from cli.history import bounded_lines, history_size, missing, open_history, replacing
 from ingest.archive import ArchiveImport, ImportStats
 from ingest.dvcqg import DossierTranslator
 from ingest.privacy import Pseudonymiser
@@ -40,7 +41,7 @@ def import_archive(
                TaskProgressColumn() if total else TimeElapsedColumn()]
     read = 0
     try:
-        with open_history(archive) as stream, open_history(out_path, "wb") as out, \
+        with open_history(archive) as stream, replacing(out_path) as out, \
                 Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("import", total=total, events=0)
             for number, line in enumerate(bounded_lines(stream), start=1):
@@ -50,8 +51,9 @@ def import_archive(
                     out.write(b"\n")
                 if number % 2000 == 0:
                     progress.update(task, completed=read, events=importer.stats.events)
-    except (OSError, EOFError, zlib.error) as error:
-        fail(f"cannot import {archive}: {error or type(error).__name__}")
+    except (OSError, EOFError, zlib.error) as error:  # the output is left as it was (history.replacing)
+        why = getattr(error, "strerror", None) or error or type(error).__name__
+        fail(f"cannot import {archive} into {out_path} ({out_path} left as it was): {why}")
     report(importer.stats, out_path)
 
 
@@ -71,18 +73,26 @@ def report(stats: ImportStats, out_path: str) -> None:
                                                                   stats.notes.most_common()))
 
 
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"must be more than 0, got {value}")
+    return value
+
+
 def gateway(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8767,
-    namespace: Annotated[str, typer.Option("--namespace", help="Topic prefix to publish into.")] = "chiso766",
-    partitions: Annotated[int, typer.Option(help="Partitions of topics the gateway creates (as workers).")] = 4,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8767,
+    namespace: Namespace = CURRENT,
+    partitions: Annotated[int, typer.Option(min=1, max=1000, help="Partitions of topics the gateway creates"
+                                            " (as workers).")] = 4,
     registry: Annotated[str | None, typer.Option(help="Unit registry (chiso766 unit.upserted lines) to publish"
                                                  " at start: the sync format has no unit call.")] = None,
-    max_records: Annotated[int, typer.Option(help="Records per call at most.")] = 1000,
-    max_body_mb: Annotated[float, typer.Option(help="Body size at most, in MB.")] = 8.0,
-    session_minutes: Annotated[int, typer.Option(help="How long a session lasts.")] = 30,
-    publish_timeout: Annotated[float, typer.Option(help="Seconds Kafka has to take a call before it fails (503).")]
-    = 10.0,
+    max_records: Annotated[int, typer.Option(min=1, help="Records per call at most.")] = 1000,
+    max_body_mb: Annotated[float, typer.Option(callback=_positive, help="Body size at most, in MB.")] = 8.0,
+    session_minutes: Annotated[int, typer.Option(min=1, help="How long a session lasts.")] = 30,
+    # Clients wait 60 s for an answer (INGEST.md §5): past that they have given up and will resend.
+    publish_timeout: Annotated[float, typer.Option(callback=_positive, max=60, help="Seconds Kafka has to take a"
+                                                   " call before it fails (503); at most 60.")] = 10.0,
     demo: DemoOption = False,
 ) -> None:
     """Serve the DVCQG sync protocol (session, DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc) into Kafka."""

@@ -86,7 +86,7 @@ def read_projection(namespace: str, read: Callable[[ProjectionReader], Awaitable
 
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8766,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8766,
     namespace: Namespace = CURRENT,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the live dashboard at /."""

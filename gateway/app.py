@@ -3,16 +3,22 @@
 POST /auth                 {"username", "password"} (header `dstcode`) → {"session", "error_code": 0}
 POST /integration          the envelope {"session", "madonvi", "service", "isUpdating", "data": [...]}
                            or a bare array of records with ?session=&MaDinhDanhDV=&service=&isUpdating=
-GET  /health               {"status": "ok"} once the producer runs
+GET  /health               {"status": "ok"} once Kafka took the topics and the registry, else 503
+                           {"status": "waiting_for_kafka"}
 
 Answers are the portal's: {"error_code": "0", "message": ...} when every record was taken, else a
 non-zero code with a reason per refused record. A record is acknowledged only once Kafka has its events
 (acks=all); Kafka unreachable → HTTP 503, error_code "5", so the source system's queue sends it again —
-deterministic event ids make the resend harmless. Nothing of a record's personal data is logged or kept.
+deterministic event ids make the resend harmless. The gateway starts whether or not Kafka is up, and
+answers 503 until it reaches it (retrying every 1 s, doubling to 30 s), rather than refusing to start:
+a source system queues and retries on 503, while a gateway that is not there is an outage. Nothing of
+a record's personal data is logged or kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -22,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway import logs
 from gateway.publisher import KafkaUnavailable, Publisher
 from ingest.calls import CallError, envelope, translate_call
 from ingest.dvcqg import DossierTranslator
@@ -34,6 +42,7 @@ from schemas import events as ev
 
 log = logging.getLogger("chiso766.gateway")
 OK, REFUSED, BAD_CALL, LIMIT, UNAVAILABLE, SESSION = "0", "1", "2", "4", "5", "-1"
+RETRY_FIRST_SECONDS, RETRY_LAST_SECONDS = 1.0, 30.0
 
 
 @dataclass
@@ -60,9 +69,14 @@ def load_credentials(environ: dict[str, str] | os._Environ) -> dict[str, str]:
     if not raw:
         raise ValueError("no credentials: set CHISO766_GATEWAY_CREDENTIALS (JSON {\"username\": \"password\"})"
                          " or CHISO766_GATEWAY_CREDENTIALS_FILE")
-    data = orjson.loads(raw)
-    if not isinstance(data, dict) or not data or not all(isinstance(v, str) and v for v in data.values()):
-        raise ValueError("credentials must be a JSON object {\"username\": \"password\", ...} with no empty password")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"the credentials are not JSON ({error.msg} at {error.pos})") from None
+    if not isinstance(data, dict) or not data or \
+            not all(name.strip() and isinstance(password, str) and password for name, password in data.items()):
+        raise ValueError("credentials must be a JSON object {\"username\": \"password\", ...} with no empty"
+                         " username or password")
     return data
 
 
@@ -97,26 +111,48 @@ def create_app(config: GatewayConfig) -> FastAPI:
     sessions = Sessions(config.session_seconds)
     state = {"started": False}
 
+    async def connect() -> None:
+        """Kafka, the topics and the registry, tried until they are there: the gateway answers from
+        its first second, with 503 (so the source system's queue keeps the records) until then."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await publisher.start()
+                if config.registry:
+                    events = [(event, ev.encode(event)) for line in config.registry
+                              if not isinstance(event := decode(line), Rejection)]
+                    await publisher.publish(events, [], "registry")
+                    log.info("published %d registry events", len(events))
+                state["started"] = True
+                log.info("connected to Kafka at %s: taking calls", config.bootstrap)
+                return
+            except (KafkaError, KafkaUnavailable, OSError, TimeoutError) as error:
+                await publisher.stop()
+                publisher.producer = None
+                log.warning("Kafka at %s is not reachable (%s): calls are answered 503 until it is; next try in"
+                            " %.0f s", config.bootstrap, type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_LAST_SECONDS)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await publisher.start()
-        state["started"] = True
-        if config.registry:
-            events = [(event, ev.encode(event)) for line in config.registry
-                      if not isinstance(event := decode(line), Rejection)]
-            await publisher.publish(events, [], "registry")
-            log.info("published %d registry events", len(events))
+        connecting = asyncio.create_task(connect())
         try:
             yield
         finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
             await publisher.stop()
 
     app = FastAPI(title="chiso766 gateway", lifespan=lifespan,
                   description="Takes DVCQG dossier-sync calls (DongBoHoSoMC, CapNhatTienDoHoSoMC, LayThuTuc).")
 
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok" if state["started"] else "starting", "namespace": config.namespace}
+    async def health() -> JSONResponse:
+        if state["started"]:
+            return JSONResponse({"status": "ok", "namespace": config.namespace})
+        return JSONResponse({"status": "waiting_for_kafka", "namespace": config.namespace}, status_code=503)
 
     @app.post("/auth")
     async def auth(request: Request) -> JSONResponse:
@@ -128,7 +164,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         expected = config.credentials.get(username) if isinstance(username, str) else None
         if expected is None or not isinstance(password, str) or \
                 not secrets.compare_digest(expected.encode(), password.encode()):
-            log.warning("refused a session for %r", username if isinstance(username, str) else None)
+            log.warning("refused a session for %r", username[:64] if isinstance(username, str) else None)
             return answer(SESSION, "Sai tên đăng nhập hoặc mật khẩu / wrong username or password", 401)
         return JSONResponse({"session": sessions.open(username), "error_code": 0,
                              "expires_in": config.session_seconds})
@@ -191,4 +227,5 @@ def run(config: GatewayConfig, host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.install()
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)

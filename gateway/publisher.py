@@ -47,14 +47,21 @@ class Publisher:
         return f"{self.namespace}.{name}"
 
     async def start(self) -> None:
+        """Topics ensured, the producer connected and the partition counts read; on any failure
+        nothing is left open (a later call tries again from the start)."""
         await self._ensure_topics()
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
-                                         linger_ms=2, max_request_size=16 * 1024 * 1024,
-                                         request_timeout_ms=int(self.timeout * 1000))
-        await self.producer.start()
-        for name in (DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC):
-            found = await self.producer.partitions_for(self.topic(name))
-            self.counts[name] = len(found)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all",
+                                    linger_ms=2, max_request_size=16 * 1024 * 1024,
+                                    request_timeout_ms=int(self.timeout * 1000))
+        try:
+            await producer.start()
+            for name in (DOSSIER_TOPIC, PETITION_TOPIC, CATALOG_TOPIC):
+                found = await producer.partitions_for(self.topic(name))
+                self.counts[name] = len(found)
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer = producer
 
     async def stop(self) -> None:
         if self.producer is not None:
@@ -63,8 +70,8 @@ class Publisher:
     async def _ensure_topics(self) -> None:
         """The workers' topics, created as they create them when the gateway starts first."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             brokers = len((await admin.describe_cluster())["brokers"])
             replication = min(3, max(1, brokers))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest import catalogue
 from ingest.dvcqg import DossierTranslator, Translated
-from ingest.loose import LooseValueError, text
+from ingest.loose import LooseValueError, shown, text
 from ingest.privacy import scrubbed
 from schemas import Rejection, decode
 from schemas import events as ev
@@ -64,7 +64,9 @@ def envelope(body: object, service: str = "", unit: str = "") -> tuple[str, str,
             unit = text(body, "madonvi") or text(body, "MaDinhDanhDV") or unit
         except LooseValueError as error:
             raise CallError("bad_envelope", str(error)) from None
-        records = body["data"] if isinstance(body["data"], list) else [body["data"]]
+        if not isinstance(body["data"], list):  # INGEST.md §1: `data` is an array, even of one record
+            raise CallError("bad_envelope", f"`data` is {shown('data', body['data'])}, not a JSON array of records")
+        records = body["data"]
     elif isinstance(body, dict) and ("MaHoSo" in body or "MATTHC" in body):
         records = [body]  # one bare record, as some archives hold them one per line
         if not service:
@@ -76,7 +78,7 @@ def envelope(body: object, service: str = "", unit: str = "") -> tuple[str, str,
         first = records[0]
         service = CATALOGUE if "MATTHC" in first else (PROGRESS if "ThoiDiemXuLy" in first else DOSSIERS)
     if service not in SERVICES:
-        raise CallError("unknown_service", f"service {service!r} is not one of {', '.join(SERVICES)}")
+        raise CallError("unknown_service", f"service {shown('service', service)} is not one of {', '.join(SERVICES)}")
     if unit and not ev.usable_code(unit):
         raise CallError("bad_unit", "the unit code holds a control character or `|`")
     return service, unit, records

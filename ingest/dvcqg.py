@@ -100,7 +100,7 @@ class DossierTranslator:
                            " `MaDinhDanhDV` nor a `MaHoSo` prefix (UNIT-yyMMdd-SEQ) names one")
         status = integer(record, "TrangThaiHoSo")
         if status is None or not 1 <= status <= 10:
-            return _reject("bad_status", f"`TrangThaiHoSo` {record.get('TrangThaiHoSo')!r} is not a status 1-10")
+            return _reject("bad_status", f"`TrangThaiHoSo` {status!r} is not a status 1-10")
         procedure = text(record, "MaTTHC")
         for name, value in (("MaHoSo", code), ("madonvi", unit), ("MaTTHC", procedure)):
             problem = code_problem(name, value) if value else None
@@ -108,7 +108,7 @@ class DossierTranslator:
                 return _reject("unusable_code", problem)
         channel = integer(record, "KenhThucHien", 1)
         if channel not in (1, 2, 3):
-            return _reject("bad_channel", f"`KenhThucHien` {record.get('KenhThucHien')!r} is not 1, 2 or 3")
+            return _reject("bad_channel", f"`KenhThucHien` {channel} is not 1, 2 or 3")
         dates = {name: instant(record, name) for name in
                  ("NgayNopHoSo", "NgayTiepNhan", "NgayHenTra", "NgayTuChoi", "NgayKetThucXuLy", "NgayTra")}
         supplements = [(instant(item, "NgayBoSung"), instant(item, "NgayTiepNhanBoSung"))
@@ -213,7 +213,7 @@ class DossierTranslator:
             return _reject("unusable_code", problem)
         status = integer(record, "TrangThai")
         if status is None or not 1 <= status <= 10:
-            return _reject("bad_status", f"`TrangThai` {record.get('TrangThai')!r} is not a status 1-10")
+            return _reject("bad_status", f"`TrangThai` {status!r} is not a status 1-10")
         at = instant(record, "ThoiDiemXuLy")
         if at is None:
             return _reject("no_time", "`ThoiDiemXuLy` is missing: a step without its time says nothing")

@@ -7,20 +7,35 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from ingest.privacy import KEPT_FIELDS
+
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 _COMPACT = re.compile(r"^\d{14}$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INTEGER = re.compile(r"^[+-]?\d+(\.0+)?$")
 _TRUE = frozenset({"1", "true", "yes", "y", "có"})
 _FALSE = frozenset({"0", "false", "no", "n", "không", ""})
+# Envelope fields an error may quote besides a record's kept fields: none of them is personal data.
+_QUOTABLE = KEPT_FIELDS | {"service", "madonvi", "MaDinhDanhDV", "received_at", "maTTHC"}
+_KINDS = {list: "a list", dict: "an object", str: "a string", bool: "a boolean"}
+
+
+def shown(field: str, value: object) -> str:
+    """How an error names a bad value: quoted (cut to 40 characters) only when it is a single value
+    of a field that is not personal (privacy.KEPT_FIELDS); otherwise only its kind, so no answer,
+    dead letter or log line ever carries a name, a number or free text an applicant wrote."""
+    if field in _QUOTABLE and isinstance(value, str | int | float) and not isinstance(value, bool):
+        quoted = repr(value)
+        return quoted if len(quoted) <= 40 else quoted[:37] + "..."
+    kind = _KINDS.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+    return f"({kind})"
 
 
 class LooseValueError(ValueError):
     """A value that cannot be read as what its field holds; `field` names it for the answer."""
 
     def __init__(self, field: str, value: object, expected: str):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        super().__init__(f"`{field}` {shown} is not {expected}")
+        super().__init__(f"`{field}` {shown(field, value)} is not {expected}")
         self.field = field
 
 

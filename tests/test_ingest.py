@@ -84,6 +84,14 @@ def test_the_unit_comes_from_the_envelope_the_query_or_the_code_and_else_the_rec
     assert [r.reason for r in refused.rejections] == ["unit_unknown"]
 
 
+@pytest.mark.parametrize("data", [{"a": 1}, {"MaHoSo": MARK}, "x", 1, None])
+def test_an_envelope_whose_data_is_not_an_array_is_a_malformed_call(data):
+    with pytest.raises(CallError) as refused:
+        envelope({"session": "s", "madonvi": "H15", "service": DOSSIERS, "data": data})
+    assert refused.value.reason == "bad_envelope" and "not a JSON array" in refused.value.detail
+    assert MARK not in refused.value.detail
+
+
 def test_envelope_and_bare_array():
     assert envelope({"session": "s", "madonvi": "H15", "service": PROGRESS, "data": [{}]})[:2] == (PROGRESS, "H15")
     assert envelope([record()], DOSSIERS, "H15.02")[:2] == (DOSSIERS, "H15.02")
@@ -191,3 +199,44 @@ def test_the_gateway_and_the_workers_name_topics_alike():
 
     assert (topics.DOSSIER_TOPIC, topics.PETITION_TOPIC, topics.CATALOG_TOPIC, topics.DEAD_LETTER_TOPIC) == (
         config.DOSSIER_TOPIC, config.PETITION_TOPIC, config.CATALOG_TOPIC, config.DEAD_LETTER_TOPIC)
+
+
+WRONG_SHAPES = ([MARK], {"x": MARK}, [{"y": [MARK]}], True)
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES, ids=["list", "object", "nested", "bool"])
+def test_no_error_echoes_a_personal_fields_value(shape):
+    """A personal-data field of the wrong type is named in the answer, its value never shown: not in
+    the detail, the dead letter's record or the import's examples (INGEST.md §4)."""
+    planted = [({name: shape}, name) for name in PERSONAL_FIELDS]
+    calls = []
+    for fields, _ in planted:
+        dossier = record(**fields)
+        dossier["TaiLieuNop"] = [{"TepDinhKemId": "1", "TenTepDinhKem": shape, "DuongDanTaiTepTin": shape}]
+        dossier["DanhSachGiayToKetQua"] = [{"GiayToId": "1", "TenGiayTo": shape, "DuongDanTepTinKetQua": shape}]
+        dossier["NgayKetThucXuLy"] = "20260107100000"
+        step = {"MaHoSo": "H16.01-261130-7201", "ThoiDiemXuLy": "20261130100000", "TrangThai": "4",
+                "NgayBatDau": "20261130090000", "NgayKetThucTheoQuyDinh": "20261201090000", **fields}
+        calls.append(translate_call(translator, DOSSIERS, "H15.01", [dossier], 1))
+        calls.append(translate_call(translator, PROGRESS, "H16.01", [step], 1))
+    # Kept fields of the wrong shape carry no personal data by name, but may hold it by mistake.
+    calls.append(translate_call(translator, DOSSIERS, "", [record(TrangThaiHoSo=[MARK], KenhThucHien={"a": MARK})], 1))
+    calls.append(translate_call(translator, PROGRESS, "", [{"MaHoSo": [MARK], "TrangThai": {"x": MARK}}], 1))
+    rejections = [rejection for call in calls for rejection in call.rejections]
+    assert rejections and all(rejection.detail for rejection in rejections)
+    shown = orjson.dumps([[r.as_json(), r.record] for r in rejections]).decode()
+    assert MARK not in shown
+    assert MARK not in b"".join(body for call in calls for _, body in call.events).decode()
+    if shape == [MARK]:  # the field is named, and the kind of value it wrongly holds
+        assert "`NguoiXuLy` (a list) is not a string or a number" in {r.detail for r in rejections}
+    importer = ArchiveImport(translator)
+    for fields, _ in planted:
+        importer.line(orjson.dumps({"madonvi": "H15.01", "service": PROGRESS, "data": [
+            {"MaHoSo": "H15.01-1", "ThoiDiemXuLy": "20261130100000", "TrangThai": "4", **fields}]}))
+    assert MARK not in " ".join(importer.stats.examples)
+    assert importer.stats.examples or shape is True  # a boolean is a readable (if odd) value
+
+
+def test_wrong_values_of_kept_fields_are_still_shown_for_the_integrator():
+    result = translate_call(translator, DOSSIERS, "", [record(NgayHenTra="31/02/2026")], None)
+    assert "'31/02/2026'" in result.rejections[0].detail

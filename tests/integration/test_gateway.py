@@ -58,7 +58,8 @@ def gateway(local_stack, archive, tmp_path_factory):
             if httpx.get(f"{url}/health").json()["status"] == "ok":
                 break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)  # listening before Kafka is reached: /health says waiting_for_kafka meanwhile
     else:
         raise AssertionError(log.read_text())
     yield url, namespace, log
