@@ -5,7 +5,8 @@ the difference in points. Then explanations from the dossier states we hold, eac
 scored with the same engine: "if the portal does not count the dossiers it was never told about",
 "if it judges re-appointed dossiers by the re-appointed due that was synced", "if the procedures
 missing from our catalogue were in it". Each gives its dossiers, their count and, per indicator,
-the points it accounts for; the gap left after all of them together is said to be unexplained.
+the points it accounts for — only on indicators where the two sides differ, only in the direction
+of the gap and never past it; the gap left after all of them together is said to be unexplained.
 Dossiers judged late here are listed too (with the rule that made them late), as candidates for
 what is left, never as accounted for. No I/O and no clock: the caller passes the engine and "as of".
 """
@@ -302,6 +303,18 @@ def _on_time_points(unit: UnitScore, count: int, keys: list[str], ruleset: Rules
     return found
 
 
+def toward(gap: Mapping[str, Fraction], moves: Mapping[str, Fraction]) -> dict[str, Fraction]:
+    """The part of each move that closes the gap: none where there is no gap (under half a hundredth,
+    the published rounding) or where the move goes the other way, and never more than the gap."""
+    found = {}
+    for key, wanted in gap.items():
+        move = moves.get(key, Fraction(0))
+        if abs(wanted) < HUNDREDTH / 2 or move * wanted <= 0:
+            continue
+        found[key] = move if abs(move) <= abs(wanted) else wanted
+    return found
+
+
 def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Ruleset,
               explanations: Mapping[str, list[Explanation]] | None, page: int = 1, size: int = 50,
               language: str = "vi") -> dict:
@@ -319,10 +332,14 @@ def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Rules
         else:
             found = explanations.get(code, [])
             combined = next((e for e in found if e.kind == "combined"), None)
-            row["explanations"] = [e.as_json(page, size, language) for e in found if e.kind != "combined"]
-            accounted = combined.points if combined else {}
-            row["explained_points"] = as_number(sum(accounted.values(), Fraction(0)))
+            accounted = toward(gap, combined.points if combined else {})
             leftover = {key: value - accounted.get(key, Fraction(0)) for key, value in gap.items()}
+            # Each explanation is shown only where it moves our score toward the published one, by no
+            # more than the gap; the late-here candidates only against what the others leave.
+            kept = [replace(e, points=toward(leftover if e.kind == "late_here" else gap, e.points))
+                    for e in found if e.kind != "combined"]
+            row["explanations"] = [e.as_json(page, size, language) for e in kept if any(e.points.values())]
+            row["explained_points"] = as_number(sum(accounted.values(), Fraction(0)))
         row["unexplained"] = [{"code": key, "points": as_number(value)}
                               for key, value in sorted(leftover.items(), key=lambda item: -abs(item[1]))
                               if abs(value) >= HUNDREDTH]
