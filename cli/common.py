@@ -16,13 +16,14 @@ from schemas.decode import FUTURE_TOLERANCE_SECONDS
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR
 
 
-def console(stderr: bool = False, width: int | None = None) -> Console:
+def console(stderr: bool = False, width: int | None = None, soft_wrap: bool = False) -> Console:
     """A console that prints data as it is: no markup (a unit named `[/]` must not crash a table),
     control characters stripped by Rich. Styles go through `Text`, never through markup."""
-    return Console(stderr=stderr, width=width, markup=False)
+    return Console(stderr=stderr, width=width, markup=False, soft_wrap=soft_wrap)
 
 
-err = console(stderr=True)
+# Messages are lines: not cut at 80 columns when stderr is a file or a pipe (a log, a test, grep).
+err = console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
