@@ -67,6 +67,9 @@ def reconcile_command(
         reporting = parse_period(period or publication.period or "")
     except PeriodError as error:
         fail(f"{error} (give --period)")
+    if publication.period is not None and reporting.key != publication.period:
+        fail(f"{portal} publishes {publication.period} (year to date), not {reporting.key}: the two cannot be "
+             f"compared (leave out --period)")
     if history is not None:
         if missing(history):
             fail(f"history file {history} does not exist")
@@ -81,6 +84,7 @@ def reconcile_command(
         hypotheses = Hypotheses(engine, reporting, moment)
         ours = {code: Ours.from_score(score) for code, score in hypotheses.baseline.items()}
         published = {u.code: u for u in publication.units}
+        _known_unit(unit, ours.keys() | published.keys())
         wanted = {code: list(gaps(ours[code], published[code], ruleset))
                   for code in ours.keys() & published.keys() if unit is None or code == unit}
         explanations = explain(hypotheses, wanted)
@@ -92,6 +96,7 @@ def reconcile_command(
         if report is None:
             fail(f"no scores for {reporting.key} in namespace {namespace}")
         ours = {row["code"]: Ours.from_json(row) for row in report["units"]}
+        _known_unit(unit, ours.keys() | {u.code for u in publication.units})
         explanations = None
     if unit is not None:
         ours = {code: value for code, value in ours.items() if code == unit}
@@ -112,6 +117,14 @@ def reconcile_command(
         err.print(f"wrote {out_path}")
     else:
         _print(result)
+
+
+def _known_unit(unit: str | None, codes: set[str]) -> None:
+    """`--unit` must name a unit of our scores or of the publication."""
+    if unit is None or unit in codes:
+        return
+    near = [code for code in codes if code.casefold() == unit.casefold()]
+    fail(f"no unit {unit} in our scores or the publication" + (f" (did you mean {near[0]}?)" if near else ""))
 
 
 def _store(namespace: str, result: dict) -> None:

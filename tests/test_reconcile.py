@@ -174,3 +174,13 @@ def test_late_dossiers_are_candidates_only_for_the_gap_left(province, ruleset, t
     assert 0 < found["late_here"]["points"]["ON_TIME"] <= left["ON_TIME"]
     for item in row["explanations"]:  # nothing is said about the indicators that agree
         assert set(item["points"]) <= {"ON_TIME"}, item
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--period", "month:2026-06"], "publishes year:2026 (year to date), not month:2026-06"),
+    (["--unit", "H99"], "no unit H99 in our scores or the publication"),
+    (["--unit", "h15"], "(did you mean H15?)")])
+def test_a_wrong_period_or_unit_is_one_clear_line(province, extra, message):
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--now", NOW, *extra])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
