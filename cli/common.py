@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import NoReturn
 
 import orjson
@@ -54,3 +55,15 @@ def not_after(now: str | None) -> int:
     clock — the CLI's one reading of it) plus the tolerance for drifting source clocks."""
     moment = parse_instant(now, "--now") if now is not None else int(time.time())
     return moment + FUTURE_TOLERANCE_SECONDS
+
+
+def output_file(path: Path, option: str) -> Path:
+    """A file a command will write: its folder is made now, before any long work, and a path that
+    cannot be written (a folder, a read-only place) is one line."""
+    if path.is_dir():
+        fail(f"{option} {path} is a folder: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"cannot create the folder of {option} {path}: {error.strerror or error}")
+    return path

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, output_file, parse_instant
 from cli.history import load_history, missing, report_rejects, write_lines
 from scoring.calendar import iso
 from scoring.engine import Engine
@@ -50,6 +50,10 @@ def plan_command(
              "--store NS)" if history is None else "a HISTORY file and --namespace exclude each other")
     if history is None:
         fail("give the HISTORY file")
+    if emit_events is not None:
+        if unit == "all":
+            fail("--emit-events takes the plan of one unit, not --unit all")
+        output_file(emit_events, "--emit-events")
     try:
         reporting = parse_period(period)
         wanted = parse_target(target)
@@ -76,8 +80,6 @@ def plan_command(
     if store is not None:
         store_plans(store, reporting.key, plans)
     if len(plans) > 1:
-        if emit_events is not None:
-            fail("--emit-events takes the plan of one unit")
         if as_json:
             dump([plan.as_json() for plan in plans])
         else:
@@ -87,7 +89,10 @@ def plan_command(
     result = plans[0]
     if emit_events is not None:
         encoder = msgspec.json.Encoder()
-        count = write_lines(str(emit_events), (encoder.encode(event) for event in plan_events(result)))
+        try:
+            count = write_lines(str(emit_events), (encoder.encode(event) for event in plan_events(result)))
+        except OSError as error:
+            fail(f"cannot write {emit_events}: {error.strerror or error}")
         err.print(f"wrote {count} hypothetical events to {emit_events}: append them to the history and run "
                   f"chiso766 score --period {reporting.key} --as-of {iso(result.projected_at)}")
     if as_json:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, output_file, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import Language
 from cli.portal import load_ruleset, read_publication
@@ -61,6 +61,8 @@ def reconcile_command(
         fail("give a HISTORY file or --namespace NS (one of them)")
     if output is Format.xlsx and out_path is None:
         fail("--format xlsx writes a file: give --out FILE")
+    if output is Format.xlsx and out_path is not None:
+        output_file(out_path, "--out")
     ruleset = load_ruleset(None)
     publication = read_publication(portal, ruleset)
     try:
@@ -113,7 +115,10 @@ def reconcile_command(
         from api.export import write_xlsx
         from api.reconcile import reconcile_sheets
 
-        write_xlsx(reconcile_sheets(result, lang.value), out_path)  # type: ignore[arg-type]
+        try:
+            write_xlsx(reconcile_sheets(result, lang.value), out_path)  # type: ignore[arg-type]
+        except OSError as error:
+            fail(f"cannot write {out_path}: {error.strerror or error}")
         err.print(f"wrote {out_path}")
     else:
         _print(result)

@@ -114,3 +114,15 @@ def test_bad_plans_are_one_clear_line(history):
             base[flag] = value
         result = runner.invoke(app, ["plan", str(history), *[x for kv in base.items() for x in kv], "--now", NOW])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_emitted_events_go_into_a_new_folder_and_one_unit_only(history, tmp_path):
+    emitted = tmp_path / "new" / "plan.jsonl"
+    invoke("plan", str(history), "--unit", "H15.05", "--period", PERIOD, "--target", "rank:3",
+           "--emit-events", str(emitted))
+    assert emitted.exists()
+    # `--unit all` with `--emit-events` is refused before anything is computed or stored.
+    result = runner.invoke(app, ["plan", str(history), "--unit", "all", "--period", PERIOD, "--target",
+                                 "next-band", "--store", "never-used", "--emit-events", str(emitted), "--now", NOW])
+    assert result.exit_code == 2 and "not --unit all" in result.output and "stored" not in result.output, \
+        result.output

@@ -184,3 +184,13 @@ def test_a_wrong_period_or_unit_is_one_clear_line(province, extra, message):
     result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
                                  "--now", NOW, *extra])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_xlsx_into_a_folder_that_does_not_exist_yet(province, tmp_path):
+    out = tmp_path / "new" / "folder" / "reconcile.xlsx"
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--unit", "H15.01", "--format", "xlsx", "--out", str(out), "--now", NOW])
+    assert result.exit_code == 0 and out.stat().st_size > 0, result.output
+    folder = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--format", "xlsx", "--out", str(tmp_path), "--now", NOW])
+    assert folder.exit_code == 2 and "is a folder" in folder.output, folder.output
