@@ -73,12 +73,20 @@ def check(path: FileArgument, as_json: JsonOption = False, ruleset_path: Ruleset
                 table.add_row(difference.unit, difference.what, difference.code, difference.published,
                               difference.recomputed)
             out.print(table)
+        elif publication.problems:
+            out.print(Text(f"every number that could be read is reproduced, but {_unusable(publication)}",
+                           style="yellow"))
         else:
             out.print(Text("every published number is reproduced", style="green"))
         for note in result.notes:
             out.print(f"note: {note}")
     if result.differences or publication.problems:
         raise typer.Exit(1)
+
+
+def _unusable(publication: Publication) -> str:
+    count = len(publication.problems)
+    return f"{count} published value{'s' if count > 1 else ''} could not be used (warnings above)"
 
 
 @portal_app.command("rank")
@@ -103,12 +111,14 @@ def rank(path: FileArgument, as_json: JsonOption = False, ruleset_path: RulesetO
         out.print(table)
         out.print(Text(f"{len(result.mismatches)} ranks differ from the published ones",
                        style="red" if result.mismatches else "green"))
+        if publication.problems:
+            out.print(Text(_unusable(publication), style="yellow"))
         for mismatch in result.mismatches:
             out.print(f"  {mismatch.unit} {mismatch.code}: published {mismatch.published}, "
                       f"recomputed {mismatch.recomputed}")
         for note in result.notes:
             out.print(f"note: {note}")
-    if result.mismatches:
+    if result.mismatches or publication.problems:  # as `check`: a value that could not be used fails the run
         raise typer.Exit(1)
 
 
