@@ -141,9 +141,13 @@ def load(path: FileArgument,
     url, where = redis_endpoint()
     client = redis.Redis.from_url(url)
     try:
+        # A publication replaces the previous one of its kind whole (no unit left over from an older
+        # file under this file's meta); the other kind's hash is left as it is.
         pipe = client.pipeline(transaction=True)
-        pipe.hset(keys.portal(period), mapping={unit.code: orjson.dumps(unit.as_json()) for unit in publication.units})
-        pipe.hset(keys.portal_meta(period), mapping={
+        pipe.delete(keys.portal(period, publication.kind), keys.portal_meta(period, publication.kind))
+        pipe.hset(keys.portal(period, publication.kind),
+                  mapping={unit.code: orjson.dumps(unit.as_json()) for unit in publication.units})
+        pipe.hset(keys.portal_meta(period, publication.kind), mapping={
             "kind": publication.kind, "date": publication.date, "collected_at": publication.collected_at or "",
             "source": path.name, "loaded_at": str(int(time.time()))})
         pipe.execute()
