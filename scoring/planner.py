@@ -155,6 +155,9 @@ class Planner:
     def __init__(self, engine: Engine, period: Period, now: int):
         if now >= period.end:
             raise PlanError(f"{period.key} ended before {_at(now).isoformat()}: nothing done now can change it")
+        if now < period.start:
+            raise PlanError(f"{period.key} has not begun at {_at(now).isoformat()} (the history's last event, or "
+                            "--as-of): the history holds nothing of it to plan from")
         self.engine, self.period, self.now = engine, period, now
         self.projected_at = period.end
         self.context = engine.context
@@ -231,6 +234,9 @@ class Planner:
             raise PlanError(f"no unit {unit_code!r} in the registry")
         directory, ruleset = self.context.directory, self.context.ruleset
         peers = [u for u in self.baseline if u.peer_group == unit.peer_group and u.code != unit.code]
+        if target.kind == "rank" and int(target.value) > len(peers) + 1:
+            raise PlanError(f"{target.text} is beyond the peer group {unit.peer_group}: it has {len(peers) + 1} "
+                            "units")
         threshold = target.threshold(ruleset, [u.card.total for u in peers], unit.card.total)
         subtree = {code for code in directory.units if unit_code in (code, *directory.ancestors(code))}
         candidates = self.candidates(subtree)

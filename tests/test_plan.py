@@ -108,7 +108,9 @@ def test_an_unreachable_target_says_so_and_gives_the_best_reachable(history):
 def test_bad_plans_are_one_clear_line(history):
     for args, message in [(["--target", "rank:0"], "target must be"), (["--target", "band:Siêu"], "unknown band"),
                           (["--target", "rank:2", "--unit", "H99"], "no unit"),
-                          (["--target", "rank:2", "--period", "month:2026-01"], "nothing done now")]:
+                          (["--target", "rank:2", "--period", "month:2026-01"], "nothing done now"),
+                          (["--target", "rank:99"], "is beyond the peer group agencies:H15: it has"),
+                          (["--target", "rank:2", "--period", "month:2027-06"], "month:2027-06 has not begun")]:
         base = {"--unit": "H15.01", "--period": PERIOD}
         for flag, value in zip(args[::2], args[1::2], strict=True):
             base[flag] = value
