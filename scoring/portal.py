@@ -404,8 +404,8 @@ def rank_publication(publication: Publication) -> RankResult:
     notes: list[str] = []
     units = [unit for unit in publication.units if not (publication.kind == "snapshot" and unit.level == "province")]
     if not publication.all_units_listed:
-        notes.append("the file lists only some of the units it ranks: the ranks below are among the listed units "
-                     "and are not compared with the published ones")
+        notes.append("the file lists only some of the units it ranks: the recomputed ranks are among the listed "
+                     "units and are not compared with the published ones")
     totals = [unit.total if unit.total is not None else sum(unit.groups.values(), Fraction(0)) for unit in units]
     overall = competition_ranks(totals)
     per_group = {group: competition_ranks([unit.groups.get(group, Fraction(0)) for unit in units])

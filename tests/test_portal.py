@@ -156,12 +156,23 @@ def test_unusable_rows_are_warned_counted_and_fail_check_and_rank_alike(tmp_path
     for edit, warning in [(duplicate, "H20 is listed twice, the first kept"), (no_scores, "H19 has no `scores`"),
                           (bad_score, "a score must be a number, got 'x'")]:
         path = edited(tmp_path, PROVINCES, edit)
-        checked = invoke("portal", "check", str(path))
+        checked = invoke("portal", "check", str(path), "--lang", "en")
         assert checked.exit_code == 1 and warning in checked.output, checked.output
         assert "every published number is reproduced" not in checked.output
         assert "1 published value could not be used" in checked.output and "(34 units)" in checked.output
-        ranked = invoke("portal", "rank", str(path))
+        ranked = invoke("portal", "rank", str(path), "--lang", "en")
         assert ranked.exit_code == 1 and warning in ranked.output, ranked.output
         assert "1 published value could not be used" in ranked.output
         body = orjson.loads(invoke("portal", "rank", str(path), "--json").stdout)
         assert len(body["units"]) == 34
+
+
+def test_labels_are_vietnamese_by_default_and_english_on_request():
+    vi = invoke("portal", "rank", str(PROVINCES))
+    assert vi.exit_code == 0 and "Hạng công bố" in vi.output and "published #" not in vi.output
+    assert "0 hạng khác với hạng công bố" in vi.output
+    en = invoke("portal", "rank", str(PROVINCES), "--lang", "en")
+    assert "published #" in en.output and "0 ranks differ from the published ones" in en.output
+    trimmed = invoke("portal", "rank", str(SNAPSHOT))  # the note about a trimmed file comes before the table
+    assert trimmed.output.index("ghi chú:") < trimmed.output.index("Hạng công bố")
+    assert "mọi số công bố đều tính lại đúng" in invoke("portal", "check", str(PROVINCES)).output
