@@ -88,8 +88,9 @@ def reconcile_sheets(result: dict, lang: str = "vi") -> list[Sheet]:
             indicators.rows.append([row["code"], f"{line['ref']} {line['code']}", p["numerator"], p["denominator"],
                                     p["score"], o["numerator"], o["denominator"], o["score"], line["points"]])
         for item in row["explanations"]:
-            explanations.rows.append([row["code"], item["label"], item["count"], item["total_points"],
-                                      item["accounted"], ", ".join(item["dossiers"])])
+            accounted = ("có" if vi else "yes") if item["accounted"] else ("không" if vi else "no")
+            explanations.rows.append([row["code"], item["label"], item["count"], item["total_points"], accounted,
+                                      ", ".join(item["dossiers"])])
     return [units, indicators, explanations]
 
 

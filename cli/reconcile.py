@@ -15,6 +15,7 @@ from cli.common import console, dump, err, fail, not_after, output_file, parse_i
 from cli.history import load_history, missing, report_rejects
 from cli.labels import Language
 from cli.portal import load_ruleset, read_publication
+from cli.portal_labels import TEXT
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.reconcile import Hypotheses, Ours, explain, gaps, reconcile
@@ -121,7 +122,7 @@ def reconcile_command(
             fail(f"cannot write {out_path}: {error.strerror or error}")
         err.print(f"wrote {out_path}")
     else:
-        _print(result)
+        _print(result, TEXT[lang])
 
 
 def _known_unit(unit: str | None, codes: set[str]) -> None:
@@ -155,15 +156,16 @@ def _store(namespace: str, result: dict) -> None:
     err.print(f"stored the reconciliation of {len(result['units'])} units for {result['period']} in {namespace}")
 
 
-def _print(result: dict) -> None:
+def _print(result: dict, words: dict[str, str]) -> None:
     published = result["published"]
-    out.print(Text.assemble(("Đối soát với Cổng DVCQG", "bold"), f" — {result['period']}, published "
+    out.print(Text.assemble((words["reconcile_title"], "bold"), f" — {result['period']}, {words['published_kind']} "
                             f"{published['kind']} {published['date']}"))
     for row in result["units"]:
-        table = Table(title=f"{row['code']} {row['name']}: published {row['published_total']:.2f}, ours "
-                            f"{row['our_total']:.2f}, {row['points']:+.2f} points")
-        for column in ("indicator", "published n/d", "published", "ours n/d", "ours", "points"):
-            table.add_column(column, justify="left" if column == "indicator" else "right")
+        table = Table(title=words["unit_line"].format(code=row["code"], name=row["name"],
+                                                      published=row["published_total"], ours=row["our_total"],
+                                                      points=row["points"]))
+        for column in ("indicator", "published_nd", "published", "ours_nd", "ours", "points"):
+            table.add_column(words[column], justify="left" if column == "indicator" else "right")
         for line in row["indicators"]:
             if line["points"] == 0 and line["published"]["numerator"] == line["ours"]["numerator"]:
                 continue
@@ -173,22 +175,29 @@ def _print(result: dict) -> None:
                           f"{line['points']:+.2f}")
         for group in row["groups"]:
             if group["points"]:
-                table.add_row(f"group {group['code']}", "", f"{group['published']:.2f}", "", f"{group['ours']:.2f}",
-                              f"{group['points']:+.2f}")
-        out.print(table)
+                table.add_row(f"{words['group']} {group['code']}", "", f"{group['published']:.2f}", "",
+                              f"{group['ours']:.2f}", f"{group['points']:+.2f}")
+        if table.row_count:
+            out.print(table)
+        else:
+            out.print(Text.assemble(table.title, " — ", (words["no_gap"], "green")))  # type: ignore[arg-type]
         for explanation in row["explanations"]:
-            mark = "" if explanation["accounted"] else " (candidates, not counted)"
+            mark = "" if explanation["accounted"] else words["candidates"]
             points = ", ".join(f"{code} {value:+.2f}" for code, value in explanation["points"].items())
-            out.print(f"  • {explanation['label']}: {explanation['count']} dossiers, {points or 'no points'}{mark}")
+            out.print(f"  • {explanation['label']}: {explanation['count']} {words['dossiers_n']}, "
+                      f"{points or words['no_points']}{mark}")
             if explanation["rules"]:
                 out.print("    " + "; ".join(f"{rule}: {count}" for rule, count in explanation["rules"].items()))
-            out.print(f"    page {explanation['page']}/{explanation['pages']}: {', '.join(explanation['dossiers'])}")
+            out.print(f"    {words['page']} {explanation['page']}/{explanation['pages']}: "
+                      f"{', '.join(explanation['dossiers'])}")
         left = ", ".join(f"{item['code']} {item['points']:+.2f}" for item in row["unexplained"])
-        out.print(Text(f"  not explained by our data: {left}" if left else "  every point of the gap is explained",
-                       style="yellow" if left else "green"))
+        if left:
+            out.print(Text(f"  {words['unexplained']}: {left}", style="yellow"))
+        elif row["points"] or row["explanations"]:
+            out.print(Text(f"  {words['all_explained']}", style="green"))
     if result["only_published"]:
-        out.print(f"only in the publication: {', '.join(result['only_published'])}")
+        out.print(f"{words['only_published']}: {', '.join(result['only_published'])}")
     if result["only_ours"]:
-        out.print(f"only in our scores: {', '.join(result['only_ours'])}")
+        out.print(f"{words['only_ours']}: {', '.join(result['only_ours'])}")
     for note in result.get("notes", []):
-        out.print(f"note: {note}")
+        out.print(f"{words['note']}: {note}")

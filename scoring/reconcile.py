@@ -48,11 +48,12 @@ LABELS = {
                                                                    "other explanations leave, not counted as "
                                                                    "accounted for"),
 }
-LATE_RULES = {
-    "multiple_supplements": "more than one supplement request (DOMAIN.md §3.3)",
-    "completed_after_due": "completed after its due (NgayHenTra)",
-    "open_past_due": "still open after its due at the cutoff",
-    "legal_limit_due": "no due date was sent: judged against the procedure's legal time limit",
+LATE_RULES = {  # rule → (Vietnamese, English)
+    "multiple_supplements": ("yêu cầu bổ sung hồ sơ quá một lần", "more than one supplement request (DOMAIN.md §3.3)"),
+    "completed_after_due": ("hoàn thành sau hạn trả (NgayHenTra)", "completed after its due (NgayHenTra)"),
+    "open_past_due": ("chưa xong khi đã quá hạn tại thời điểm tính", "still open after its due at the cutoff"),
+    "legal_limit_due": ("không gửi hạn trả: tính theo thời hạn giải quyết của thủ tục",
+                        "no due date was sent: judged against the procedure's legal time limit"),
 }
 
 
@@ -99,7 +100,8 @@ class Explanation:
                 "accounted": self.kind in ACCOUNTED, "count": len(self.dossiers),
                 "points": {code: as_number(value) for code, value in self.points.items() if value},
                 "total_points": as_number(self.total),
-                "rules": {LATE_RULES[rule]: count for rule, count in self.rules.items()} if self.rules else None,
+                "rules": {LATE_RULES[rule][0 if language == "vi" else 1]: count for rule, count in self.rules.items()}
+                if self.rules else None,
                 "dossiers": self.dossiers[start:start + size], "page": page, "size": size,
                 "pages": max(1, -(-len(self.dossiers) // size))}
 

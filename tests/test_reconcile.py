@@ -134,6 +134,8 @@ def test_reconcile_pages_codes_and_writes_xlsx(province, tmp_path):
 
     book = load_workbook(out)
     assert book.sheetnames == ["Đối soát đơn vị", "Chỉ tiêu", "Giải thích"]
+    accounted = {row[4] for row in book["Giải thích"].iter_rows(min_row=3, values_only=True)}
+    assert accounted and accounted <= {"có", "không"}  # words, not TRUE / FALSE
     table = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
                                 "--unit", "H15", "--now", NOW])
     assert table.exit_code == 0 and "Đối soát với Cổng DVCQG" in table.output
@@ -194,3 +196,18 @@ def test_xlsx_into_a_folder_that_does_not_exist_yet(province, tmp_path):
     folder = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
                                  "--format", "xlsx", "--out", str(tmp_path), "--now", NOW])
     assert folder.exit_code == 2 and "is a folder" in folder.output, folder.output
+
+
+def test_labels_are_vietnamese_by_default_and_english_on_request(province, ruleset, tmp_path):
+    args = ["reconcile", str(province["history"]), "--portal", str(province["published"]), "--unit", "H15",
+            "--now", NOW]
+    vi = runner.invoke(app, args)
+    assert vi.exit_code == 0 and "Tử/mẫu Cổng" in vi.output and "chưa giải thích được" in vi.output, vi.output
+    assert "published n/d" not in vi.output and "not explained" not in vi.output
+    en = runner.invoke(app, [*args, "--lang", "en"])
+    assert en.stdout.startswith("Reconciliation with the national portal") and "published n/d" in en.output
+    assert "not explained by our data" in en.output and "Đối soát" not in en.output
+    same = tmp_path / "same.json"
+    publish_ours(province, ruleset, same)
+    agree = runner.invoke(app, [*args[:3], str(same), *args[4:]])
+    assert "hai bên khớp: không có chênh lệch" in agree.output and "giải thích" not in agree.output, agree.output
