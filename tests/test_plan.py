@@ -102,7 +102,12 @@ def test_an_unreachable_target_says_so_and_gives_the_best_reachable(history):
     assert plan["reachable"] is False and plan["total_after"] < 100
     assert plan["total_after"] >= plan["baseline_total"] and "cannot be reached" in plan["note"]
     table = invoke("plan", str(history), "--unit", "H15.03", "--period", PERIOD, "--target", "total:100")
-    assert "cannot be reached" in table.output
+    assert "không thể đạt total:100" in table.output and "sau kế hoạch:" in table.output  # Vietnamese by default
+    assert "cannot be reached" not in table.output and "baseline" not in table.output
+    english = invoke("plan", str(history), "--unit", "H15.03", "--period", PERIOD, "--target", "total:100",
+                     "--lang", "en")
+    assert "cannot be reached" in english.output and "baseline (nobody acts)" in english.output
+    assert "không thể đạt" not in english.output
 
 
 def test_bad_plans_are_one_clear_line(history):
