@@ -60,15 +60,18 @@ def plan_command(
         if unit == "all":
             fail("--emit-events takes the plan of one unit, not --unit all")
         output_file(emit_events, "--emit-events")
+    ruleset = resources.load_ruleset()
     try:
         reporting = parse_period(period)
         wanted = parse_target(target)
+        if wanted.kind == "band":
+            wanted.threshold(ruleset, [])  # an unknown band name is refused before the history is read
     except (PeriodError, PlanError) as error:
         fail(str(error))
     if missing(history):
         fail(f"history file {history} does not exist")
     cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
-    engine = Engine(resources.load_ruleset(), resources.load_calendar())
+    engine = Engine(ruleset, resources.load_calendar())
     stats = load_history(history, engine, cutoff, not_after(now))
     report_rejects(stats)
     moment = cutoff if cutoff is not None else engine.latest_event_at

@@ -133,3 +133,13 @@ def test_emitted_events_go_into_a_new_folder_and_one_unit_only(history, tmp_path
                                  "next-band", "--store", "never-used", "--emit-events", str(emitted), "--now", NOW])
     assert result.exit_code == 2 and "not --unit all" in result.output and "stored" not in result.output, \
         result.output
+
+
+def test_usage_errors_come_before_the_history_is_read_and_help_says_unreachable_exits_0(tmp_path):
+    never = str(tmp_path / "never-read.jsonl")
+    for args, message in [(["--target", "band:Siêu"], "unknown band 'Siêu'"), (["--target", "total:abc"], "total:X"),
+                          (["--target", ""], "rank:N|band:NAME|total:X|next-band")]:
+        result = runner.invoke(app, ["plan", never, "--unit", "H15.01", "--period", PERIOD, *args])
+        assert result.exit_code == 2 and message in result.output and "does not exist" not in result.output, \
+            (args, result.output)
+    assert "exit code is 0" in runner.invoke(app, ["plan", "--help"]).output
