@@ -105,6 +105,9 @@ def reconcile_command(
         ours = {code: value for code, value in ours.items() if code == unit}
         publication.units = [u for u in publication.units if u.code == unit]
     result = reconcile(publication, ours, ruleset, explanations, page, size, lang.value)
+    last = max((item["pages"] for row in result["units"] for item in row["explanations"]), default=1)
+    if page > last:
+        fail(f"--page {page} is past the last page of dossier codes ({last} at --size {size})")
     result["period"] = reporting.key
     if explanations is None:
         result["notes"] = [NO_DOSSIERS, *result["notes"]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from difflib import SequenceMatcher
 from fractions import Fraction
 
 from schemas import events as ev
@@ -348,9 +349,21 @@ def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Rules
         row["unexplained_points"] = as_number(sum(leftover.values(), Fraction(0)))
         rows.append(row)
     rows.sort(key=lambda row: (-abs(row["points"]), row["code"]))
+    renamed = [f"{row['code']} is {row['published_name']!r} in the publication and {row['name']!r} here: matched by "
+               "code alone, check that the code means the same unit" for row in rows
+               if not same_name(row["name"], row["published_name"])]
     return {"period": publication.period, "published": {"kind": publication.kind, "date": publication.date,
                                                         "collected_at": publication.collected_at},
             "units": rows, "only_published": sorted(published.keys() - ours.keys()),
             "only_ours": sorted(ours.keys() - published.keys()),
             "explained_from": "dossier states" if explanations is not None else None,
-            "notes": [NOT_KEPT] if explanations is not None else []}
+            "notes": [*renamed, *([NOT_KEPT] if explanations is not None else [])]}
+
+
+def same_name(ours: str, published: str) -> bool:
+    """Whether two names plausibly name one unit: either is missing, one holds the other ("Sở Tư
+    pháp" in "Sở Tư pháp tỉnh Đắk Lắk"), or they are mostly the same letters."""
+    a, b = " ".join(ours.casefold().split()), " ".join(published.casefold().split())
+    if not a or not b or a in b or b in a:
+        return True
+    return SequenceMatcher(None, a, b).ratio() >= 0.6

@@ -211,3 +211,19 @@ def test_labels_are_vietnamese_by_default_and_english_on_request(province, rules
     publish_ours(province, ruleset, same)
     agree = runner.invoke(app, [*args[:3], str(same), *args[4:]])
     assert "hai bên khớp: không có chênh lệch" in agree.output and "giải thích" not in agree.output, agree.output
+
+
+def test_a_page_past_the_last_and_a_renamed_unit_are_said(province, ruleset, tmp_path):
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--unit", "H15", "--size", "10000", "--page", "2", "--now", NOW])
+    assert result.exit_code == 2 and "--page 2 is past the last page of dossier codes (1 at --size 10000)" in \
+        result.output, result.output
+    renamed = tmp_path / "renamed.json"
+    publish_ours(province, ruleset, renamed)
+    data = orjson.loads(renamed.read_bytes())
+    data["department"]["name"] = "UBND tỉnh Đắk Lắk"
+    data["units"][0]["departmentName"] = "UBND " + data["units"][0]["departmentName"]  # a prefix is no rename
+    renamed.write_bytes(orjson.dumps(data))
+    notes = run({**province, "published": renamed})["notes"]
+    flagged = [note for note in notes if "matched by code alone" in note]
+    assert len(flagged) == 1 and flagged[0].startswith("H15 is 'UBND tỉnh Đắk Lắk' in the publication"), notes
