@@ -22,8 +22,11 @@ from scoring.reconcile import Hypotheses, Ours, explain, gaps, reconcile
 from support import resources
 
 out = console(width=None if sys.stdout.isatty() else 200)
-NO_DOSSIERS = ("dossier-level explanations need the event history (HISTORY): a namespace's projection keeps "
-               "scores and open / late dossier lists, not the dossier states the explanations are scored from")
+NO_DOSSIERS = {
+    Language.vi: "giải thích theo từng hồ sơ cần lịch sử sự kiện (HISTORY): phần chiếu của một namespace giữ điểm và "
+                 "danh sách hồ sơ mở / trễ, không giữ trạng thái hồ sơ mà các giải thích được tính từ đó",
+    Language.en: "dossier-level explanations need the event history (HISTORY): a namespace's projection keeps "
+                 "scores and open / late dossier lists, not the dossier states the explanations are scored from"}
 
 
 class Format(StrEnum):
@@ -110,7 +113,7 @@ def reconcile_command(
         fail(f"--page {page} is past the last page of dossier codes ({last} at --size {size})")
     result["period"] = reporting.key
     if explanations is None:
-        result["notes"] = [NO_DOSSIERS, *result["notes"]]
+        result["notes"] = [NO_DOSSIERS[lang], *result["notes"]]
     if store is not None:
         _store(store, result)
     if output is Format.json:

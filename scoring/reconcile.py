@@ -32,8 +32,16 @@ from scoring.ruleset import GROUP_CODES, Ruleset, as_number
 HUNDREDTH = Fraction(1, 100)
 GUESS_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a guessed catalogue entry is older than any real one
 # What a sync acknowledgement does not carry, so no explanation can be built from it.
-NOT_KEPT = ("the sync acknowledgement carries no copy of what was sent: status times or dues that differ from "
-            "what was synced (other than a re-appointed due) cannot be found from our data")
+NOT_KEPT = {
+    "vi": "xác nhận đồng bộ không kèm bản sao dữ liệu đã gửi: thời điểm trạng thái hay hạn trả khác với dữ liệu đã "
+          "đồng bộ (ngoài hạn hẹn lại) không tìm được từ dữ liệu của hệ thống",
+    "en": "the sync acknowledgement carries no copy of what was sent: status times or dues that differ from what "
+          "was synced (other than a re-appointed due) cannot be found from our data"}
+RENAMED = {
+    "vi": "{code} trên Cổng là {published!r}, ở đây là {ours!r}: chỉ khớp theo mã, cần kiểm tra mã có cùng chỉ một "
+          "đơn vị",
+    "en": "{code} is {published!r} in the publication and {ours!r} here: matched by code alone, check that the code "
+          "means the same unit"}
 ACCOUNTED = ("unsynced", "reappointed_due", "unknown_procedure")
 LABELS = {
     "unsynced": ("Hồ sơ chưa được Cổng DVCQG xác nhận đồng bộ", "received dossiers with no portal-sync "
@@ -349,15 +357,15 @@ def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Rules
         row["unexplained_points"] = as_number(sum(leftover.values(), Fraction(0)))
         rows.append(row)
     rows.sort(key=lambda row: (-abs(row["points"]), row["code"]))
-    renamed = [f"{row['code']} is {row['published_name']!r} in the publication and {row['name']!r} here: matched by "
-               "code alone, check that the code means the same unit" for row in rows
-               if not same_name(row["name"], row["published_name"])]
+    words = "vi" if language == "vi" else "en"
+    renamed = [RENAMED[words].format(code=row["code"], published=row["published_name"], ours=row["name"])
+               for row in rows if not same_name(row["name"], row["published_name"])]
     return {"period": publication.period, "published": {"kind": publication.kind, "date": publication.date,
                                                         "collected_at": publication.collected_at},
             "units": rows, "only_published": sorted(published.keys() - ours.keys()),
             "only_ours": sorted(ours.keys() - published.keys()),
             "explained_from": "dossier states" if explanations is not None else None,
-            "notes": [*renamed, *([NOT_KEPT] if explanations is not None else [])]}
+            "notes": [*renamed, *([NOT_KEPT[words]] if explanations is not None else [])]}
 
 
 def same_name(ours: str, published: str) -> bool:

@@ -224,6 +224,7 @@ def test_a_page_past_the_last_and_a_renamed_unit_are_said(province, ruleset, tmp
     data["department"]["name"] = "UBND tỉnh Đắk Lắk"
     data["units"][0]["departmentName"] = "UBND " + data["units"][0]["departmentName"]  # a prefix is no rename
     renamed.write_bytes(orjson.dumps(data))
-    notes = run({**province, "published": renamed})["notes"]
+    notes = run({**province, "published": renamed}, "--lang", "en")["notes"]
     flagged = [note for note in notes if "matched by code alone" in note]
     assert len(flagged) == 1 and flagged[0].startswith("H15 is 'UBND tỉnh Đắk Lắk' in the publication"), notes
+    assert "H15 trên Cổng là 'UBND tỉnh Đắk Lắk'" in run({**province, "published": renamed})["notes"][0]
