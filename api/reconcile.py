@@ -29,18 +29,32 @@ def published_unit(data: dict) -> PublishedUnit:
         rank=data.get("rank"), group_ranks=data.get("group_ranks", {}), band=data.get("band"))
 
 
+# The snapshot first: it carries the indicators; the province table has group scores only.
+PUBLICATION_KINDS = ("snapshot", "provinces")
+
+
+async def published_row(client, keys, period: str, unit: str) -> tuple[bytes, dict[str, str]] | None:
+    """The unit's stored published JSON and the meta of the publication it comes from, the most
+    detailed kind that has it."""
+    for kind in PUBLICATION_KINDS:
+        raw = await client.hget(keys.portal(period, kind), unit)
+        if raw is not None:
+            meta = await client.hgetall(keys.portal_meta(period, kind))
+            return raw, {key.decode(): value.decode() for key, value in meta.items()}
+    return None
+
+
 async def reconcile_unit(projection: ProjectionReader, period: str, unit: str) -> dict:
     """One unit's published against projected scores, per group and indicator (no dossier states in
     the projection: the gap is shown, not explained)."""
     from scoring.portal import Publication
 
-    raw = await projection.client.hget(projection.keys.portal(period), unit)
-    meta = await projection.client.hgetall(projection.keys.portal_meta(period))
-    if raw is None:
+    found = await published_row(projection.client, projection.keys, period, unit)
+    if found is None:
         raise NotFound("not_published", f"no published figures for {unit} in {period}: load the portal's file with "
                                         "chiso766 portal load FILE")
+    raw, info = found
     ours = Ours.from_json(await projection.unit(period, unit))
-    info = {key.decode(): value.decode() for key, value in meta.items()}
     publication = Publication(info.get("kind", ""), info.get("date", ""), info.get("collected_at") or None,
                               int(period[5:9]) if period.startswith("year:") else None, None,
                               [published_unit(orjson.loads(raw))], True)
@@ -74,8 +88,9 @@ def reconcile_sheets(result: dict, lang: str = "vi") -> list[Sheet]:
             indicators.rows.append([row["code"], f"{line['ref']} {line['code']}", p["numerator"], p["denominator"],
                                     p["score"], o["numerator"], o["denominator"], o["score"], line["points"]])
         for item in row["explanations"]:
-            explanations.rows.append([row["code"], item["label"], item["count"], item["total_points"],
-                                      item["accounted"], ", ".join(item["dossiers"])])
+            accounted = ("có" if vi else "yes") if item["accounted"] else ("không" if vi else "no")
+            explanations.rows.append([row["code"], item["label"], item["count"], item["total_points"], accounted,
+                                      ", ".join(item["dossiers"])])
     return [units, indicators, explanations]
 
 

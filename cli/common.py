@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import NoReturn
 
 import orjson
@@ -16,13 +17,14 @@ from schemas.decode import FUTURE_TOLERANCE_SECONDS
 from schemas.events import EARLIEST_YEAR, LATEST_YEAR
 
 
-def console(stderr: bool = False, width: int | None = None) -> Console:
+def console(stderr: bool = False, width: int | None = None, soft_wrap: bool = False) -> Console:
     """A console that prints data as it is: no markup (a unit named `[/]` must not crash a table),
     control characters stripped by Rich. Styles go through `Text`, never through markup."""
-    return Console(stderr=stderr, width=width, markup=False)
+    return Console(stderr=stderr, width=width, markup=False, soft_wrap=soft_wrap)
 
 
-err = console(stderr=True)
+# Messages are lines: not cut at 80 columns when stderr is a file or a pipe (a log, a test, grep).
+err = console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -57,3 +59,15 @@ def not_after(now: str | None) -> int:
 
 PERIOD_HELP = ('month:YYYY-MM, quarter:YYYY-QN, year:YYYY, or as people write them: "Tháng 9/2026", '
                '"Quý III/2026", "Năm 2026", 2026-09.')
+
+
+def output_file(path: Path, option: str) -> Path:
+    """A file a command will write: its folder is made now, before any long work, and a path that
+    cannot be written (a folder, a read-only place) is one line."""
+    if path.is_dir():
+        fail(f"{option} {path} is a folder: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"cannot create the folder of {option} {path}: {error.strerror or error}")
+    return path

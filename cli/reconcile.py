@@ -11,18 +11,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, dump, err, fail, not_after, parse_instant
+from cli.common import console, dump, err, fail, not_after, output_file, parse_instant
 from cli.history import load_history, missing, report_rejects
 from cli.labels import Language
 from cli.portal import load_ruleset, read_publication
+from cli.portal_labels import TEXT
 from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.reconcile import Hypotheses, Ours, explain, gaps, reconcile
 from support import resources
 
 out = console(width=None if sys.stdout.isatty() else 200)
-NO_DOSSIERS = ("dossier-level explanations need the event history (HISTORY): a namespace's projection keeps "
-               "scores and open / late dossier lists, not the dossier states the explanations are scored from")
+NO_DOSSIERS = {
+    Language.vi: "giải thích theo từng hồ sơ cần lịch sử sự kiện (HISTORY): phần chiếu của một namespace giữ điểm và "
+                 "danh sách hồ sơ mở / trễ, không giữ trạng thái hồ sơ mà các giải thích được tính từ đó",
+    Language.en: "dossier-level explanations need the event history (HISTORY): a namespace's projection keeps "
+                 "scores and open / late dossier lists, not the dossier states the explanations are scored from"}
 
 
 class Format(StrEnum):
@@ -61,12 +65,17 @@ def reconcile_command(
         fail("give a HISTORY file or --namespace NS (one of them)")
     if output is Format.xlsx and out_path is None:
         fail("--format xlsx writes a file: give --out FILE")
+    if output is Format.xlsx and out_path is not None:
+        output_file(out_path, "--out")
     ruleset = load_ruleset(None)
     publication = read_publication(portal, ruleset)
     try:
         reporting = parse_period(period or publication.period or "")
     except PeriodError as error:
         fail(f"{error} (give --period)")
+    if publication.period is not None and reporting.key != publication.period:
+        fail(f"{portal} publishes {publication.period} (year to date), not {reporting.key}: the two cannot be "
+             f"compared (leave out --period)")
     if history is not None:
         if missing(history):
             fail(f"history file {history} does not exist")
@@ -81,6 +90,7 @@ def reconcile_command(
         hypotheses = Hypotheses(engine, reporting, moment)
         ours = {code: Ours.from_score(score) for code, score in hypotheses.baseline.items()}
         published = {u.code: u for u in publication.units}
+        _known_unit(unit, ours.keys() | published.keys())
         wanted = {code: list(gaps(ours[code], published[code], ruleset))
                   for code in ours.keys() & published.keys() if unit is None or code == unit}
         explanations = explain(hypotheses, wanted)
@@ -92,14 +102,18 @@ def reconcile_command(
         if report is None:
             fail(f"no scores for {reporting.key} in namespace {namespace}")
         ours = {row["code"]: Ours.from_json(row) for row in report["units"]}
+        _known_unit(unit, ours.keys() | {u.code for u in publication.units})
         explanations = None
     if unit is not None:
         ours = {code: value for code, value in ours.items() if code == unit}
         publication.units = [u for u in publication.units if u.code == unit]
     result = reconcile(publication, ours, ruleset, explanations, page, size, lang.value)
+    last = max((item["pages"] for row in result["units"] for item in row["explanations"]), default=1)
+    if page > last:
+        fail(f"--page {page} is past the last page of dossier codes ({last} at --size {size})")
     result["period"] = reporting.key
     if explanations is None:
-        result["notes"] = [NO_DOSSIERS, *result["notes"]]
+        result["notes"] = [NO_DOSSIERS[lang], *result["notes"]]
     if store is not None:
         _store(store, result)
     if output is Format.json:
@@ -108,10 +122,21 @@ def reconcile_command(
         from api.export import write_xlsx
         from api.reconcile import reconcile_sheets
 
-        write_xlsx(reconcile_sheets(result, lang.value), out_path)  # type: ignore[arg-type]
+        try:
+            write_xlsx(reconcile_sheets(result, lang.value), out_path)  # type: ignore[arg-type]
+        except OSError as error:
+            fail(f"cannot write {out_path}: {error.strerror or error}")
         err.print(f"wrote {out_path}")
     else:
-        _print(result)
+        _print(result, TEXT[lang])
+
+
+def _known_unit(unit: str | None, codes: set[str]) -> None:
+    """`--unit` must name a unit of our scores or of the publication."""
+    if unit is None or unit in codes:
+        return
+    near = [code for code in codes if code.casefold() == unit.casefold()]
+    fail(f"no unit {unit} in our scores or the publication" + (f" (did you mean {near[0]}?)" if near else ""))
 
 
 def _store(namespace: str, result: dict) -> None:
@@ -137,15 +162,16 @@ def _store(namespace: str, result: dict) -> None:
     err.print(f"stored the reconciliation of {len(result['units'])} units for {result['period']} in {namespace}")
 
 
-def _print(result: dict) -> None:
+def _print(result: dict, words: dict[str, str]) -> None:
     published = result["published"]
-    out.print(Text.assemble(("Đối soát với Cổng DVCQG", "bold"), f" — {result['period']}, published "
+    out.print(Text.assemble((words["reconcile_title"], "bold"), f" — {result['period']}, {words['published_kind']} "
                             f"{published['kind']} {published['date']}"))
     for row in result["units"]:
-        table = Table(title=f"{row['code']} {row['name']}: published {row['published_total']:.2f}, ours "
-                            f"{row['our_total']:.2f}, {row['points']:+.2f} points")
-        for column in ("indicator", "published n/d", "published", "ours n/d", "ours", "points"):
-            table.add_column(column, justify="left" if column == "indicator" else "right")
+        table = Table(title=words["unit_line"].format(code=row["code"], name=row["name"],
+                                                      published=row["published_total"], ours=row["our_total"],
+                                                      points=row["points"]))
+        for column in ("indicator", "published_nd", "published", "ours_nd", "ours", "points"):
+            table.add_column(words[column], justify="left" if column == "indicator" else "right")
         for line in row["indicators"]:
             if line["points"] == 0 and line["published"]["numerator"] == line["ours"]["numerator"]:
                 continue
@@ -155,22 +181,29 @@ def _print(result: dict) -> None:
                           f"{line['points']:+.2f}")
         for group in row["groups"]:
             if group["points"]:
-                table.add_row(f"group {group['code']}", "", f"{group['published']:.2f}", "", f"{group['ours']:.2f}",
-                              f"{group['points']:+.2f}")
-        out.print(table)
+                table.add_row(f"{words['group']} {group['code']}", "", f"{group['published']:.2f}", "",
+                              f"{group['ours']:.2f}", f"{group['points']:+.2f}")
+        if table.row_count:
+            out.print(table)
+        else:
+            out.print(Text.assemble(table.title, " — ", (words["no_gap"], "green")))  # type: ignore[arg-type]
         for explanation in row["explanations"]:
-            mark = "" if explanation["accounted"] else " (candidates, not counted)"
+            mark = "" if explanation["accounted"] else words["candidates"]
             points = ", ".join(f"{code} {value:+.2f}" for code, value in explanation["points"].items())
-            out.print(f"  • {explanation['label']}: {explanation['count']} dossiers, {points or 'no points'}{mark}")
+            out.print(f"  • {explanation['label']}: {explanation['count']} {words['dossiers_n']}, "
+                      f"{points or words['no_points']}{mark}")
             if explanation["rules"]:
                 out.print("    " + "; ".join(f"{rule}: {count}" for rule, count in explanation["rules"].items()))
-            out.print(f"    page {explanation['page']}/{explanation['pages']}: {', '.join(explanation['dossiers'])}")
+            out.print(f"    {words['page']} {explanation['page']}/{explanation['pages']}: "
+                      f"{', '.join(explanation['dossiers'])}")
         left = ", ".join(f"{item['code']} {item['points']:+.2f}" for item in row["unexplained"])
-        out.print(Text(f"  not explained by our data: {left}" if left else "  every point of the gap is explained",
-                       style="yellow" if left else "green"))
+        if left:
+            out.print(Text(f"  {words['unexplained']}: {left}", style="yellow"))
+        elif row["points"] or row["explanations"]:
+            out.print(Text(f"  {words['all_explained']}", style="green"))
     if result["only_published"]:
-        out.print(f"only in the publication: {', '.join(result['only_published'])}")
+        out.print(f"{words['only_published']}: {', '.join(result['only_published'])}")
     if result["only_ours"]:
-        out.print(f"only in our scores: {', '.join(result['only_ours'])}")
+        out.print(f"{words['only_ours']}: {', '.join(result['only_ours'])}")
     for note in result.get("notes", []):
-        out.print(f"note: {note}")
+        out.print(f"{words['note']}: {note}")

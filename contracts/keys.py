@@ -142,12 +142,15 @@ class RedisKeys:
         return self._key("rejected", period)
 
     # --- what the national portal published (`chiso766 portal load`) ----------------------------
-    def portal(self, period: str) -> str:
-        """Unit code → the published unit's JSON, for the period the publication covers."""
-        return self._key("portal", period)
+    # One hash per kind of publication: a province table (group scores only) loaded after a snapshot
+    # must not overwrite the snapshot's indicator detail, and each meta hash names its own file.
+    def portal(self, period: str, kind: str) -> str:
+        """Unit code → the published unit's JSON, for the period the publication covers; `kind` is
+        `snapshot` or `provinces`."""
+        return self._key("portal", kind, period)
 
-    def portal_meta(self, period: str) -> str:
-        return self._key("portal-meta", period)
+    def portal_meta(self, period: str, kind: str) -> str:
+        return self._key("portal-meta", kind, period)
 
     def reconciliation(self, period: str) -> str:
         """Unit code → its reconciliation with dossier-level explanations (`reconcile … --store`)."""
@@ -197,8 +200,8 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec(("PREFIX:worker", "PREFIX:worker:ID"), "string", lambda k: (k.worker, k.worker_beat("ID"))),
     KeySpec(("PREFIX:redis-run",), "string", lambda k: (k.redis_run,)),
     KeySpec(("PREFIX:rejected", "PREFIX:rejected:PERIOD"), "hash", lambda k: (k.rejected, k.rejected_in("PERIOD"))),
-    KeySpec(("PREFIX:portal:PERIOD", "PREFIX:portal-meta:PERIOD"), "hash",
-            lambda k: (k.portal("PERIOD"), k.portal_meta("PERIOD"))),
+    KeySpec(("PREFIX:portal:KIND:PERIOD", "PREFIX:portal-meta:KIND:PERIOD"), "hash",
+            lambda k: (k.portal("PERIOD", "KIND"), k.portal_meta("PERIOD", "KIND"))),
     KeySpec(("PREFIX:reconcile:PERIOD",), "hash", lambda k: (k.reconciliation("PERIOD"),)),
     KeySpec(("PREFIX:plans:PERIOD",), "hash", lambda k: (k.plans("PERIOD"),)),
 )

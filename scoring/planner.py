@@ -129,7 +129,8 @@ class Plan:
     actions: list[Action]
     ties: list[str] = field(default_factory=list)  # units sharing rank_after
     candidates: int = 0
-    note: str = ""
+    note: str = ""  # English; `note_vi` the same in Vietnamese
+    note_vi: str = ""
 
     def as_json(self) -> dict:
         from scoring.calendar import iso
@@ -140,7 +141,7 @@ class Plan:
                 "actions": [action.as_json() for action in self.actions],
                 "baseline_total": float(self.baseline_total), "baseline_rank": self.baseline_rank,
                 "total_after": float(self.total_after), "rank_after": self.rank_after, "ties": self.ties,
-                "candidates": self.candidates, "note": self.note}
+                "candidates": self.candidates, "note": self.note, "note_vi": self.note_vi}
 
 
 def _copy(state: DossierState) -> DossierState:
@@ -155,6 +156,9 @@ class Planner:
     def __init__(self, engine: Engine, period: Period, now: int):
         if now >= period.end:
             raise PlanError(f"{period.key} ended before {_at(now).isoformat()}: nothing done now can change it")
+        if now < period.start:
+            raise PlanError(f"{period.key} has not begun at {_at(now).isoformat()} (the history's last event, or "
+                            "--as-of): the history holds nothing of it to plan from")
         self.engine, self.period, self.now = engine, period, now
         self.projected_at = period.end
         self.context = engine.context
@@ -231,6 +235,9 @@ class Planner:
             raise PlanError(f"no unit {unit_code!r} in the registry")
         directory, ruleset = self.context.directory, self.context.ruleset
         peers = [u for u in self.baseline if u.peer_group == unit.peer_group and u.code != unit.code]
+        if target.kind == "rank" and int(target.value) > len(peers) + 1:
+            raise PlanError(f"{target.text} is beyond the peer group {unit.peer_group}: it has {len(peers) + 1} "
+                            "units")
         threshold = target.threshold(ruleset, [u.card.total for u in peers], unit.card.total)
         subtree = {code for code in directory.units if unit_code in (code, *directory.ancestors(code))}
         candidates = self.candidates(subtree)
@@ -241,14 +248,18 @@ class Planner:
         total = self._score_in_order(unit, chosen)
         rank = 1 + sum(1 for peer in peers if peer.card.total > total)
         ties = sorted(peer.code for peer in peers if peer.card.total == total)
-        note = ""
+        note = note_vi = ""
         if not reachable:
             note = (f"{target.text} cannot be reached in {self.period.key}: with every action that adds points "
                     f"the unit reaches {float(total):.2f} (rank {rank}), {float(threshold):.2f} is needed")
+            note_vi = (f"không thể đạt {target.text} trong {self.period.key}: làm mọi việc có thêm điểm, đơn vị đạt "
+                       f"{float(total):.2f} (hạng {rank}), cần {float(threshold):.2f}")
         elif not chosen:
             note = "the projection already meets the target: nothing needs doing"
+            note_vi = "dự kiến cuối kỳ đã đạt mục tiêu: không cần làm gì thêm"
         return Plan(unit.code, unit.name, self.period.key, target, unit.peer_group, self.now, self.projected_at,
-                    threshold, unit.card.total, unit.rank, total, rank, reachable, chosen, ties, len(candidates), note)
+                    threshold, unit.card.total, unit.rank, total, rank, reachable, chosen, ties, len(candidates), note,
+                    note_vi)
 
     def _apply(self, states: dict[str, DossierState], action: Action) -> tuple[DossierState, DossierState]:
         before = states.get(action.dossier) or self.engine.dossiers[action.dossier]

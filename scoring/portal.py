@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from fractions import Fraction
 
 from scoring.ranking import competition_ranks
@@ -187,11 +188,21 @@ def _province_table(data: Mapping, ruleset: Ruleset) -> Publication:
     problems: list[str] = []
     rows = data["provinces"]
     if not isinstance(rows, list):
-        raise PortalFormatError("provinces: expected a list")
+        raise PortalFormatError("provinces: expected a list of provinces")
+    if not rows:
+        raise PortalFormatError("the file has no units (`provinces` is empty)")
     units = []
+    seen: set[str] = set()
     for index, raw in enumerate(rows):
         where = f"provinces[{index}]"
         row = _object(raw, where)
+        code = _code(row, "departmentCode", where)
+        if code in seen:
+            problems.append(f"{where}: province {code} is listed twice, the first kept")
+            continue
+        seen.add(code)
+        if "scores" not in row:
+            problems.append(f"{where}: {code} has no `scores`: its group scores are unknown (ranked as 0)")
         scores = _object(row.get("scores", {}), f"{where}.scores")
         groups = {}
         for group in GROUP_CODES:
@@ -201,11 +212,11 @@ def _province_table(data: Mapping, ruleset: Ruleset) -> Publication:
         ranks = {group: rank for group in GROUP_CODES
                  if (rank := _rank(row.get(f"rank_{group}"), f"{where}.rank_{group}", problems)) is not None}
         units.append(PublishedUnit(
-            code=_code(row, "departmentCode", where), name=str(row.get("departmentName") or ""), level="province",
+            code=code, name=str(row.get("departmentName") or ""), level="province",
             total=_score(row.get("totalScore"), f"{where}.totalScore", problems), groups=groups,
             rank=_rank(row.get("rank"), f"{where}.rank", problems), group_ranks=ranks))
     count = data.get("totalCount")
-    return Publication("provinces", str(data.get("date") or ""), _text(data.get("updatedAt")), _year(data), None,
+    return Publication("provinces", _date(data), _instant(data, "updatedAt"), _year(data), None,
                        units, count is None or count == len(units), problems)
 
 
@@ -219,8 +230,12 @@ def _snapshot(data: Mapping, ruleset: Ruleset) -> Publication:
                            _score(overview.get("totalScore"), "overview.totalScore", problems), groups, indicators,
                            band=_label(overview))]
     seen = {province}
-    raw_units = data.get("units") or []
-    for index, raw in enumerate(raw_units if isinstance(raw_units, list) else []):
+    raw_units = data.get("units")
+    if raw_units is None:
+        raw_units = []
+    if not isinstance(raw_units, list):
+        raise PortalFormatError(f"units: expected a list of units, got {type(raw_units).__name__}")
+    for index, raw in enumerate(raw_units):
         where = f"units[{index}]"
         row = _object(raw, where)
         code = _code(row, "departmentCode", where)
@@ -237,7 +252,7 @@ def _snapshot(data: Mapping, ruleset: Ruleset) -> Publication:
                                    band=_label(row)))
     summary = data.get("unitsSummary")
     expected = summary.get("totalUnits") if isinstance(summary, Mapping) else None
-    return Publication("snapshot", str(data.get("date") or ""), _text(data.get("timestamp")), _year(data), province,
+    return Publication("snapshot", _date(data), _instant(data, "timestamp"), _year(data), province,
                        units, expected is None or expected == len(units) - 1, problems)
 
 
@@ -248,6 +263,34 @@ def _label(row: Mapping) -> str | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _date(data: Mapping) -> str:
+    """The publication's day: required, a real YYYY-MM-DD date (it names what is compared and stored)."""
+    value = data.get("date")
+    if value is None:
+        raise PortalFormatError("date: missing: a publication names its day (YYYY-MM-DD)")
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        date.fromisoformat(value)
+    except ValueError:
+        raise PortalFormatError(f"date: expected a day as YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
+def _instant(data: Mapping, name: str) -> str | None:
+    """When the copy was collected (the default "as of" of a reconciliation): absent, or an ISO-8601
+    instant with its UTC offset."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise PortalFormatError(f"{name}: expected an ISO-8601 instant with its offset, got {value!r}") from None
+    return value
 
 
 def _year(data: Mapping) -> int | None:
@@ -361,8 +404,8 @@ def rank_publication(publication: Publication) -> RankResult:
     notes: list[str] = []
     units = [unit for unit in publication.units if not (publication.kind == "snapshot" and unit.level == "province")]
     if not publication.all_units_listed:
-        notes.append("the file lists only some of the units it ranks: the ranks below are among the listed units "
-                     "and are not compared with the published ones")
+        notes.append("the file lists only some of the units it ranks: the recomputed ranks are among the listed "
+                     "units and are not compared with the published ones")
     totals = [unit.total if unit.total is not None else sum(unit.groups.values(), Fraction(0)) for unit in units]
     overall = competition_ranks(totals)
     per_group = {group: competition_ranks([unit.groups.get(group, Fraction(0)) for unit in units])

@@ -5,7 +5,8 @@ the difference in points. Then explanations from the dossier states we hold, eac
 scored with the same engine: "if the portal does not count the dossiers it was never told about",
 "if it judges re-appointed dossiers by the re-appointed due that was synced", "if the procedures
 missing from our catalogue were in it". Each gives its dossiers, their count and, per indicator,
-the points it accounts for; the gap left after all of them together is said to be unexplained.
+the points it accounts for — only on indicators where the two sides differ, only in the direction
+of the gap and never past it; the gap left after all of them together is said to be unexplained.
 Dossiers judged late here are listed too (with the rule that made them late), as candidates for
 what is left, never as accounted for. No I/O and no clock: the caller passes the engine and "as of".
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from difflib import SequenceMatcher
 from fractions import Fraction
 
 from schemas import events as ev
@@ -30,8 +32,16 @@ from scoring.ruleset import GROUP_CODES, Ruleset, as_number
 HUNDREDTH = Fraction(1, 100)
 GUESS_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a guessed catalogue entry is older than any real one
 # What a sync acknowledgement does not carry, so no explanation can be built from it.
-NOT_KEPT = ("the sync acknowledgement carries no copy of what was sent: status times or dues that differ from "
-            "what was synced (other than a re-appointed due) cannot be found from our data")
+NOT_KEPT = {
+    "vi": "xác nhận đồng bộ không kèm bản sao dữ liệu đã gửi: thời điểm trạng thái hay hạn trả khác với dữ liệu đã "
+          "đồng bộ (ngoài hạn hẹn lại) không tìm được từ dữ liệu của hệ thống",
+    "en": "the sync acknowledgement carries no copy of what was sent: status times or dues that differ from what "
+          "was synced (other than a re-appointed due) cannot be found from our data"}
+RENAMED = {
+    "vi": "{code} trên Cổng là {published!r}, ở đây là {ours!r}: chỉ khớp theo mã, cần kiểm tra mã có cùng chỉ một "
+          "đơn vị",
+    "en": "{code} is {published!r} in the publication and {ours!r} here: matched by code alone, check that the code "
+          "means the same unit"}
 ACCOUNTED = ("unsynced", "reappointed_due", "unknown_procedure")
 LABELS = {
     "unsynced": ("Hồ sơ chưa được Cổng DVCQG xác nhận đồng bộ", "received dossiers with no portal-sync "
@@ -47,11 +57,12 @@ LABELS = {
                                                                    "other explanations leave, not counted as "
                                                                    "accounted for"),
 }
-LATE_RULES = {
-    "multiple_supplements": "more than one supplement request (DOMAIN.md §3.3)",
-    "completed_after_due": "completed after its due (NgayHenTra)",
-    "open_past_due": "still open after its due at the cutoff",
-    "legal_limit_due": "no due date was sent: judged against the procedure's legal time limit",
+LATE_RULES = {  # rule → (Vietnamese, English)
+    "multiple_supplements": ("yêu cầu bổ sung hồ sơ quá một lần", "more than one supplement request (DOMAIN.md §3.3)"),
+    "completed_after_due": ("hoàn thành sau hạn trả (NgayHenTra)", "completed after its due (NgayHenTra)"),
+    "open_past_due": ("chưa xong khi đã quá hạn tại thời điểm tính", "still open after its due at the cutoff"),
+    "legal_limit_due": ("không gửi hạn trả: tính theo thời hạn giải quyết của thủ tục",
+                        "no due date was sent: judged against the procedure's legal time limit"),
 }
 
 
@@ -98,7 +109,8 @@ class Explanation:
                 "accounted": self.kind in ACCOUNTED, "count": len(self.dossiers),
                 "points": {code: as_number(value) for code, value in self.points.items() if value},
                 "total_points": as_number(self.total),
-                "rules": {LATE_RULES[rule]: count for rule, count in self.rules.items()} if self.rules else None,
+                "rules": {LATE_RULES[rule][0 if language == "vi" else 1]: count for rule, count in self.rules.items()}
+                if self.rules else None,
                 "dossiers": self.dossiers[start:start + size], "page": page, "size": size,
                 "pages": max(1, -(-len(self.dossiers) // size))}
 
@@ -302,6 +314,18 @@ def _on_time_points(unit: UnitScore, count: int, keys: list[str], ruleset: Rules
     return found
 
 
+def toward(gap: Mapping[str, Fraction], moves: Mapping[str, Fraction]) -> dict[str, Fraction]:
+    """The part of each move that closes the gap: none where there is no gap (under half a hundredth,
+    the published rounding) or where the move goes the other way, and never more than the gap."""
+    found = {}
+    for key, wanted in gap.items():
+        move = moves.get(key, Fraction(0))
+        if abs(wanted) < HUNDREDTH / 2 or move * wanted <= 0:
+            continue
+        found[key] = move if abs(move) <= abs(wanted) else wanted
+    return found
+
+
 def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Ruleset,
               explanations: Mapping[str, list[Explanation]] | None, page: int = 1, size: int = 50,
               language: str = "vi") -> dict:
@@ -319,19 +343,35 @@ def reconcile(publication: Publication, ours: Mapping[str, Ours], ruleset: Rules
         else:
             found = explanations.get(code, [])
             combined = next((e for e in found if e.kind == "combined"), None)
-            row["explanations"] = [e.as_json(page, size, language) for e in found if e.kind != "combined"]
-            accounted = combined.points if combined else {}
-            row["explained_points"] = as_number(sum(accounted.values(), Fraction(0)))
+            accounted = toward(gap, combined.points if combined else {})
             leftover = {key: value - accounted.get(key, Fraction(0)) for key, value in gap.items()}
+            # Each explanation is shown only where it moves our score toward the published one, by no
+            # more than the gap; the late-here candidates only against what the others leave.
+            kept = [replace(e, points=toward(leftover if e.kind == "late_here" else gap, e.points))
+                    for e in found if e.kind != "combined"]
+            row["explanations"] = [e.as_json(page, size, language) for e in kept if any(e.points.values())]
+            row["explained_points"] = as_number(sum(accounted.values(), Fraction(0)))
         row["unexplained"] = [{"code": key, "points": as_number(value)}
                               for key, value in sorted(leftover.items(), key=lambda item: -abs(item[1]))
                               if abs(value) >= HUNDREDTH]
         row["unexplained_points"] = as_number(sum(leftover.values(), Fraction(0)))
         rows.append(row)
     rows.sort(key=lambda row: (-abs(row["points"]), row["code"]))
+    words = "vi" if language == "vi" else "en"
+    renamed = [RENAMED[words].format(code=row["code"], published=row["published_name"], ours=row["name"])
+               for row in rows if not same_name(row["name"], row["published_name"])]
     return {"period": publication.period, "published": {"kind": publication.kind, "date": publication.date,
                                                         "collected_at": publication.collected_at},
             "units": rows, "only_published": sorted(published.keys() - ours.keys()),
             "only_ours": sorted(ours.keys() - published.keys()),
             "explained_from": "dossier states" if explanations is not None else None,
-            "notes": [NOT_KEPT] if explanations is not None else []}
+            "notes": [*renamed, *([NOT_KEPT[words]] if explanations is not None else [])]}
+
+
+def same_name(ours: str, published: str) -> bool:
+    """Whether two names plausibly name one unit: either is missing, one holds the other ("Sở Tư
+    pháp" in "Sở Tư pháp tỉnh Đắk Lắk"), or they are mostly the same letters."""
+    a, b = " ".join(ours.casefold().split()), " ".join(published.casefold().split())
+    if not a or not b or a in b or b in a:
+        return True
+    return SequenceMatcher(None, a, b).ratio() >= 0.6

@@ -102,15 +102,44 @@ def test_an_unreachable_target_says_so_and_gives_the_best_reachable(history):
     assert plan["reachable"] is False and plan["total_after"] < 100
     assert plan["total_after"] >= plan["baseline_total"] and "cannot be reached" in plan["note"]
     table = invoke("plan", str(history), "--unit", "H15.03", "--period", PERIOD, "--target", "total:100")
-    assert "cannot be reached" in table.output
+    assert "không thể đạt total:100" in table.output and "sau kế hoạch:" in table.output  # Vietnamese by default
+    assert "cannot be reached" not in table.output and "baseline" not in table.output
+    english = invoke("plan", str(history), "--unit", "H15.03", "--period", PERIOD, "--target", "total:100",
+                     "--lang", "en")
+    assert "cannot be reached" in english.output and "baseline (nobody acts)" in english.output
+    assert "không thể đạt" not in english.output
 
 
 def test_bad_plans_are_one_clear_line(history):
     for args, message in [(["--target", "rank:0"], "target must be"), (["--target", "band:Siêu"], "unknown band"),
                           (["--target", "rank:2", "--unit", "H99"], "no unit"),
-                          (["--target", "rank:2", "--period", "month:2026-01"], "nothing done now")]:
+                          (["--target", "rank:2", "--period", "month:2026-01"], "nothing done now"),
+                          (["--target", "rank:99"], "is beyond the peer group agencies:H15: it has"),
+                          (["--target", "rank:2", "--period", "month:2027-06"], "month:2027-06 has not begun")]:
         base = {"--unit": "H15.01", "--period": PERIOD}
         for flag, value in zip(args[::2], args[1::2], strict=True):
             base[flag] = value
         result = runner.invoke(app, ["plan", str(history), *[x for kv in base.items() for x in kv], "--now", NOW])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_emitted_events_go_into_a_new_folder_and_one_unit_only(history, tmp_path):
+    emitted = tmp_path / "new" / "plan.jsonl"
+    invoke("plan", str(history), "--unit", "H15.05", "--period", PERIOD, "--target", "rank:3",
+           "--emit-events", str(emitted))
+    assert emitted.exists()
+    # `--unit all` with `--emit-events` is refused before anything is computed or stored.
+    result = runner.invoke(app, ["plan", str(history), "--unit", "all", "--period", PERIOD, "--target",
+                                 "next-band", "--store", "never-used", "--emit-events", str(emitted), "--now", NOW])
+    assert result.exit_code == 2 and "not --unit all" in result.output and "stored" not in result.output, \
+        result.output
+
+
+def test_usage_errors_come_before_the_history_is_read_and_help_says_unreachable_exits_0(tmp_path):
+    never = str(tmp_path / "never-read.jsonl")
+    for args, message in [(["--target", "band:Siêu"], "unknown band 'Siêu'"), (["--target", "total:abc"], "total:X"),
+                          (["--target", ""], "rank:N|band:NAME|total:X|next-band")]:
+        result = runner.invoke(app, ["plan", never, "--unit", "H15.01", "--period", PERIOD, *args])
+        assert result.exit_code == 2 and message in result.output and "does not exist" not in result.output, \
+            (args, result.output)
+    assert "exit code is 0" in runner.invoke(app, ["plan", "--help"]).output

@@ -114,3 +114,65 @@ def test_unusable_values_and_unknown_codes_are_listed_not_fatal(tmp_path):
     assert result.exit_code == 1
     problems = orjson.loads(result.stdout)["problems"]
     assert any("NEW_PORTAL_METRIC" in p for p in problems) and any("a count must be" in p for p in problems)
+
+
+def edited(tmp_path, source: Path, edit) -> Path:
+    data = json.loads(source.read_text())
+    edit(data)
+    path = tmp_path / f"edited-{source.name}"
+    path.write_text(json.dumps(data))
+    return path
+
+
+BAD_SHAPES = {
+    "no units": (PROVINCES, lambda d: d.update(provinces=[]), "the file has no units"),
+    "impossible date": (SNAPSHOT, lambda d: d.update(date="2026-13-01"), "date: expected a day as YYYY-MM-DD"),
+    "no date": (PROVINCES, lambda d: d.pop("date"), "date: missing"),
+    "units not a list": (SNAPSHOT, lambda d: d.update(units="x"), "units: expected a list of units"),
+    "bad collection time": (SNAPSHOT, lambda d: d.update(timestamp="yesterday"), "timestamp: expected an ISO-8601"),
+}
+
+
+def test_a_file_of_the_wrong_shape_is_one_line_and_exit_2_for_every_command(tmp_path):
+    for name, (source, edit, message) in BAD_SHAPES.items():
+        path = edited(tmp_path, source, edit)
+        # `load` refuses before it looks for Redis: the same line, whatever the store.
+        for command in (["check"], ["rank"], ["rank", "--json"], ["load", "--namespace", "never-written"]):
+            result = invoke("portal", *command, str(path))
+            assert result.exit_code == 2 and message in result.output, (name, command, result.output)
+            assert "Traceback" not in result.output and result.output.count("\n") == 1, (name, result.output)
+
+
+def test_unusable_rows_are_warned_counted_and_fail_check_and_rank_alike(tmp_path):
+    def duplicate(data):
+        data["provinces"].append(dict(data["provinces"][0]))
+
+    def no_scores(data):
+        del data["provinces"][1]["scores"]
+
+    def bad_score(data):
+        data["provinces"][1]["scores"]["CKMB"] = "x"
+
+    for edit, warning in [(duplicate, "H20 is listed twice, the first kept"), (no_scores, "H19 has no `scores`"),
+                          (bad_score, "a score must be a number, got 'x'")]:
+        path = edited(tmp_path, PROVINCES, edit)
+        checked = invoke("portal", "check", str(path), "--lang", "en")
+        assert checked.exit_code == 1 and warning in checked.output, checked.output
+        assert "every published number is reproduced" not in checked.output
+        assert "1 published value could not be used" in checked.output and "(34 units)" in checked.output
+        ranked = invoke("portal", "rank", str(path), "--lang", "en")
+        assert ranked.exit_code == 1 and warning in ranked.output, ranked.output
+        assert "1 published value could not be used" in ranked.output
+        body = orjson.loads(invoke("portal", "rank", str(path), "--json").stdout)
+        assert len(body["units"]) == 34
+
+
+def test_labels_are_vietnamese_by_default_and_english_on_request():
+    vi = invoke("portal", "rank", str(PROVINCES))
+    assert vi.exit_code == 0 and "Hạng công bố" in vi.output and "published #" not in vi.output
+    assert "0 hạng khác với hạng công bố" in vi.output
+    en = invoke("portal", "rank", str(PROVINCES), "--lang", "en")
+    assert "published #" in en.output and "0 ranks differ from the published ones" in en.output
+    trimmed = invoke("portal", "rank", str(SNAPSHOT))  # the note about a trimmed file comes before the table
+    assert trimmed.output.index("ghi chú:") < trimmed.output.index("Hạng công bố")
+    assert "mọi số công bố đều tính lại đúng" in invoke("portal", "check", str(PROVINCES)).output

@@ -115,7 +115,8 @@ def test_reconcile_finds_each_known_difference_and_its_dossiers(province):
     assert checked == len(engine.directory.units)
     province_row = next(row for row in body["units"] if row["code"] == "H15")
     kinds = {item["kind"] for item in province_row["explanations"]}
-    assert {"unsynced", "reappointed_due", "unknown_procedure", "late_here"} <= kinds
+    # Every point of 2.1 is accounted for, so no late dossier is put forward as a candidate.
+    assert {"unsynced", "reappointed_due", "unknown_procedure"} <= kinds and "late_here" not in kinds
 
 
 def test_reconcile_pages_codes_and_writes_xlsx(province, tmp_path):
@@ -133,6 +134,97 @@ def test_reconcile_pages_codes_and_writes_xlsx(province, tmp_path):
 
     book = load_workbook(out)
     assert book.sheetnames == ["Đối soát đơn vị", "Chỉ tiêu", "Giải thích"]
+    accounted = {row[4] for row in book["Giải thích"].iter_rows(min_row=3, values_only=True)}
+    assert accounted and accounted <= {"có", "không"}  # words, not TRUE / FALSE
     table = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
                                 "--unit", "H15", "--now", NOW])
     assert table.exit_code == 0 and "Đối soát với Cổng DVCQG" in table.output
+
+
+def publish_ours(province, ruleset, path) -> None:
+    """A "published" snapshot that is our own score: the two sides agree on every number."""
+    engine, as_of = province["engine"], province["as_of"]
+    report = report_json(PERIOD, as_of, ruleset, engine.score_units(parse_period(PERIOD), as_of))
+    groups_of = {i.code: i.group for i in ruleset.indicators}
+    path.write_bytes(orjson.dumps(portal_snapshot(report["units"], "H15", "2026-07-01", COLLECTED, 2026, groups_of)))
+
+
+def test_no_gap_means_no_explanations_and_nothing_unexplained(province, ruleset, tmp_path):
+    same = tmp_path / "same.json"
+    publish_ours(province, ruleset, same)
+    body = run({**province, "published": same})
+    assert body["units"]
+    for row in body["units"]:
+        assert row["points"] == 0 and row["explanations"] == [] and row["unexplained"] == [], row["code"]
+        assert row["explained_points"] == 0 and row["unexplained_points"] == 0
+
+
+def test_late_dossiers_are_candidates_only_for_the_gap_left(province, ruleset, tmp_path):
+    same = tmp_path / "same.json"
+    publish_ours(province, ruleset, same)
+    data = orjson.loads(same.read_bytes())
+    on_time = data["indicators"]["progress"]["metrics"]["onTime"]
+    on_time["numerator"] = on_time["denominator"]  # the portal counts every one of H15's dossiers on time
+    on_time["score"] = float(ruleset.by_code["ON_TIME"].score(on_time["numerator"], on_time["denominator"]))
+    same.write_bytes(orjson.dumps(data))
+    row = run({**province, "published": same}, "--unit", "H15")["units"][0]
+    found = {item["kind"]: item for item in row["explanations"]}
+    left = {item["code"]: item["points"] for item in row["unexplained"]}
+    assert set(left) == {"ON_TIME"} and found["late_here"]["accounted"] is False
+    # Candidates for what the accounted explanations leave, never for more than that.
+    assert set(found["late_here"]["points"]) == {"ON_TIME"}
+    assert 0 < found["late_here"]["points"]["ON_TIME"] <= left["ON_TIME"]
+    for item in row["explanations"]:  # nothing is said about the indicators that agree
+        assert set(item["points"]) <= {"ON_TIME"}, item
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--period", "month:2026-06"], "publishes year:2026 (year to date), not month:2026-06"),
+    (["--unit", "H99"], "no unit H99 in our scores or the publication"),
+    (["--unit", "h15"], "(did you mean H15?)")])
+def test_a_wrong_period_or_unit_is_one_clear_line(province, extra, message):
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--now", NOW, *extra])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_xlsx_into_a_folder_that_does_not_exist_yet(province, tmp_path):
+    out = tmp_path / "new" / "folder" / "reconcile.xlsx"
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--unit", "H15.01", "--format", "xlsx", "--out", str(out), "--now", NOW])
+    assert result.exit_code == 0 and out.stat().st_size > 0, result.output
+    folder = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--format", "xlsx", "--out", str(tmp_path), "--now", NOW])
+    assert folder.exit_code == 2 and "is a folder" in folder.output, folder.output
+
+
+def test_labels_are_vietnamese_by_default_and_english_on_request(province, ruleset, tmp_path):
+    args = ["reconcile", str(province["history"]), "--portal", str(province["published"]), "--unit", "H15",
+            "--now", NOW]
+    vi = runner.invoke(app, args)
+    assert vi.exit_code == 0 and "Tử/mẫu Cổng" in vi.output and "chưa giải thích được" in vi.output, vi.output
+    assert "published n/d" not in vi.output and "not explained" not in vi.output
+    en = runner.invoke(app, [*args, "--lang", "en"])
+    assert en.stdout.startswith("Reconciliation with the national portal") and "published n/d" in en.output
+    assert "not explained by our data" in en.output and "Đối soát" not in en.output
+    same = tmp_path / "same.json"
+    publish_ours(province, ruleset, same)
+    agree = runner.invoke(app, [*args[:3], str(same), *args[4:]])
+    assert "hai bên khớp: không có chênh lệch" in agree.output and "giải thích" not in agree.output, agree.output
+
+
+def test_a_page_past_the_last_and_a_renamed_unit_are_said(province, ruleset, tmp_path):
+    result = runner.invoke(app, ["reconcile", str(province["history"]), "--portal", str(province["published"]),
+                                 "--unit", "H15", "--size", "10000", "--page", "2", "--now", NOW])
+    assert result.exit_code == 2 and "--page 2 is past the last page of dossier codes (1 at --size 10000)" in \
+        result.output, result.output
+    renamed = tmp_path / "renamed.json"
+    publish_ours(province, ruleset, renamed)
+    data = orjson.loads(renamed.read_bytes())
+    data["department"]["name"] = "UBND tỉnh Đắk Lắk"
+    data["units"][0]["departmentName"] = "UBND " + data["units"][0]["departmentName"]  # a prefix is no rename
+    renamed.write_bytes(orjson.dumps(data))
+    notes = run({**province, "published": renamed}, "--lang", "en")["notes"]
+    flagged = [note for note in notes if "matched by code alone" in note]
+    assert len(flagged) == 1 and flagged[0].startswith("H15 is 'UBND tỉnh Đắk Lắk' in the publication"), notes
+    assert "H15 trên Cổng là 'UBND tỉnh Đắk Lắk'" in run({**province, "published": renamed})["notes"][0]

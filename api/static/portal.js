@@ -71,15 +71,16 @@ async function renderPlanPanel(code) {
   try {
     const plan = await api(`/api/units/${encodeURIComponent(code)}/plan?period=${encodeURIComponent(state.period)}` +
       `&target=${encodeURIComponent(target)}`);
+    const note = state.lang === "vi" && plan.note_vi ? plan.note_vi : plan.note;  // plans stored before note_vi: English
     body = `<p>${t("baseline")}: <strong>${num(plan.baseline_total)}</strong> (${t("rank")} ${plan.baseline_rank}) ·
         ${t("needed")}: <strong>${num(plan.target_total)}</strong> · ${t("after")}:
         <strong class="${plan.reachable ? "up" : "down"}">${num(plan.total_after)}</strong> (${t("rank")} ${plan.rank_after})</p>
-      ${plan.reachable ? "" : `<p class="warn">${t("unreachable")}: ${esc(plan.note)}</p>`}
+      ${plan.reachable ? "" : `<p class="warn">${t("unreachable")}: ${esc(note)}</p>`}
       ${plan.actions.length ? `<table id="plan-actions"><thead><tr><th>#</th><th>${t("action")}</th><th>${t("dossier")}</th>
         <th>${t("due")}</th><th>${t("officer")}</th><th>${t("by")}</th><th class="num">${t("points")}</th></tr></thead><tbody>
         ${plan.actions.map((a, i) => `<tr><td class="num">${i + 1}</td><td>${esc(state.lang === "vi" ? a.label : a.label_en)}</td>
         <td>${esc(a.dossier)}</td><td>${when(a.due)}</td><td>${esc(a.officer || "–")}</td><td>${when(a.at)}</td>
-        <td class="num up">${signed(a.points)}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${esc(plan.note)}</p>`}
+        <td class="num up">${signed(a.points)}</td></tr>`).join("")}</tbody></table>` : `<p class="muted">${esc(note)}</p>`}
       <p class="muted note">${esc(plan.projected_at)}</p>`;
   } catch (error) {
     body = `<p class="muted note">${esc(error.message)}</p>`;

@@ -7,7 +7,9 @@ monthly notice's plan sheet."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
@@ -119,3 +121,40 @@ def test_reconcile_and_plan_pages(local_stack, history_file, tmp_path, browser, 
         if server:
             stop_api(server)
         worker.stop()
+
+
+def test_a_snapshot_and_a_province_table_are_stored_apart(local_stack):
+    """`portal load` of the province table after the snapshot keeps the snapshot's indicator detail,
+    each meta hash names its own file, and the API's read takes the most detailed kind first."""
+    import redis.asyncio as aioredis
+
+    from api.reconcile import published_row
+    from contracts.keys import RedisKeys
+
+    fixtures = Path(__file__).parents[1] / "fixtures" / "portal"
+    namespace = f"portal-kinds-{uuid.uuid4().hex[:6]}"
+    for name in ("snapshot-H15-2026-10-06.json", "provinces-2026-10-06.json"):
+        chiso766("portal", "load", str(fixtures / name), "--namespace", namespace)
+    client = redis.Redis.from_url(local_stack.redis_url)
+    keys = RedisKeys(namespace)
+    snapshot = orjson.loads(client.hget(keys.portal(YEAR, "snapshot"), "H15"))
+    table = orjson.loads(client.hget(keys.portal(YEAR, "provinces"), "H15"))
+    assert len(snapshot["indicators"]) >= 17 and table["indicators"] == {} and table["rank"] == 7
+    assert client.hget(keys.portal_meta(YEAR, "snapshot"), "source") == b"snapshot-H15-2026-10-06.json"
+    assert client.hget(keys.portal_meta(YEAR, "provinces"), "source") == b"provinces-2026-10-06.json"
+    assert client.hlen(keys.portal(YEAR, "provinces")) == 34 and client.hlen(keys.portal(YEAR, "snapshot")) == 6
+
+    async def read(unit: str):
+        reader = aioredis.Redis.from_url(local_stack.redis_url)
+        try:
+            return await published_row(reader, keys, YEAR, unit)
+        finally:
+            await reader.aclose()
+
+    raw, meta = asyncio.run(read("H15"))
+    assert meta["kind"] == "snapshot" and orjson.loads(raw)["indicators"]
+    raw, meta = asyncio.run(read("H20"))  # not in the snapshot: the province table's row
+    assert meta["kind"] == "provinces" and orjson.loads(raw)["code"] == "H20"
+    assert asyncio.run(read("H99")) is None
+    client.delete(*[key for kind in ("snapshot", "provinces")
+                    for key in (keys.portal(YEAR, kind), keys.portal_meta(YEAR, kind))])
