@@ -24,6 +24,7 @@ from ingest.privacy import Pseudonymiser
 from ingest.secret import DEMO_SECRET
 from support import stack
 from support.dvcqg_sim import sync_archive
+from support.endpoints import wait_for_health
 
 RECORDS_PER_CALL = 100
 USERS = {"bench": "bench-password-long-enough"}
@@ -112,13 +113,7 @@ def main() -> None:
                                start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health").json()["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)  # listening before Kafka is reached: /health says waiting_for_kafka meanwhile
+        wait_for_health(url)
         token = httpx.post(f"{url}/auth", json={"username": "bench", "password": USERS["bench"]}).json()["session"]
         payload = calls(int(os.environ.get("BENCH_DOSSIERS", "4000")))
         records = sum(len(call["data"]) for call in payload)

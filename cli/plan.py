@@ -112,20 +112,12 @@ def plan_command(
 
 def store_plans(namespace: str, period: str, plans: list[Plan]) -> None:
     import orjson
-    import redis
 
-    from cli.readside import redis_endpoint
+    from cli.readside import store_hash
     from contracts.keys import RedisKeys
 
-    url, where = redis_endpoint()
-    client = redis.Redis.from_url(url)
-    try:
-        client.hset(RedisKeys(namespace).plans(period),
-                    mapping={f"{plan.unit}|{plan.target.text}": orjson.dumps(plan.as_json()) for plan in plans})
-    except redis.exceptions.ConnectionError:
-        fail(f"cannot reach Redis at {where} (is it running?)")
-    finally:
-        client.close()
+    store_hash(RedisKeys(namespace).plans(period),
+               {f"{plan.unit}|{plan.target.text}": orjson.dumps(plan.as_json()) for plan in plans})
     err.print(f"stored {len(plans)} plan(s) for {period} in namespace {namespace}")
 
 

@@ -46,6 +46,22 @@ def redis_endpoint() -> tuple[str, str]:
     return url, parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
 
 
+def store_hash(key: str, mapping: dict[str, bytes]) -> None:
+    """Write one hash of the projection from a command (a stored plan, a reconciliation): an unreachable
+    Redis is one line."""
+    import redis
+
+    url, where = redis_endpoint()
+    client = redis.Redis.from_url(url)
+    try:
+        if mapping:
+            client.hset(key, mapping=mapping)
+    except redis.exceptions.ConnectionError:
+        fail(f"cannot reach Redis at {where} (is it running?)")
+    finally:
+        client.close()
+
+
 def _projection(namespace: str):
     import redis.asyncio as aioredis
 

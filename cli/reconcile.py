@@ -142,23 +142,14 @@ def _known_unit(unit: str | None, codes: set[str]) -> None:
 def _store(namespace: str, result: dict) -> None:
     """Each unit's row with what it was reconciled against, for `/api/reconcile`."""
     import orjson
-    import redis
 
-    from cli.readside import redis_endpoint
+    from cli.readside import store_hash
     from contracts.keys import RedisKeys
 
-    url, where = redis_endpoint()
-    client = redis.Redis.from_url(url)
     context = {"period": result["period"], "published": result["published"],
                "explained_from": result.get("explained_from"), "notes": result.get("notes", [])}
-    try:
-        if result["units"]:
-            client.hset(RedisKeys(namespace).reconciliation(result["period"]),
-                        mapping={row["code"]: orjson.dumps({**context, **row}) for row in result["units"]})
-    except redis.exceptions.ConnectionError:
-        fail(f"cannot reach Redis at {where} (is it running?)")
-    finally:
-        client.close()
+    store_hash(RedisKeys(namespace).reconciliation(result["period"]),
+               {row["code"]: orjson.dumps({**context, **row}) for row in result["units"]})
     err.print(f"stored the reconciliation of {len(result['units'])} units for {result['period']} in {namespace}")
 
 

@@ -30,3 +30,20 @@ def bootstrap_and_redis(bootstrap: str | None = None, redis_url: str | None = No
 def redis_url() -> str:
     """CHISO766_REDIS_URL, else the local stack's Redis (the read side needs no Kafka)."""
     return os.environ.get("CHISO766_REDIS_URL") or local_stack().redis_url
+
+
+def wait_for_health(url: str, attempts: int = 300, pause: float = 0.1) -> bool:
+    """Until `URL/health` says ok (a gateway listens before it reaches Kafka, and says
+    `waiting_for_kafka` meanwhile); False when it never does."""
+    import time
+
+    import httpx
+
+    for _ in range(attempts):
+        try:
+            if httpx.get(f"{url}/health").json()["status"] == "ok":
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(pause)
+    return False

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from ingest.secret import DEMO_SECRET
 from support import stack
 from support.dvcqg_sim import fake_personal, sync_archive
+from support.endpoints import wait_for_health
 from support.simulate import Simulator
 from tests.integration.conftest import WorkerProcess, chiso766, settings_for
 
@@ -53,14 +54,7 @@ def gateway(local_stack, archive, tmp_path_factory):
                                     "--max-body-mb", "2", "--publish-timeout", "3"],
                                    stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health").json()["status"] == "ok":
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)  # listening before Kafka is reached: /health says waiting_for_kafka meanwhile
-    else:
+    if not wait_for_health(url):
         raise AssertionError(log.read_text())
     yield url, namespace, log
     os.killpg(process.pid, signal.SIGTERM)
