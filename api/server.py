@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import resource
-from importlib import metadata
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.limits import ApiLimits
+from support.versions import ALLOW_UNTESTED, allowed_anyway, installed_version
 
 log = logging.getLogger("chiso766.api")
 TESTED_UVICORN = "0.54.0"
-ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
 FD_HEADROOM = 256  # descriptors beyond the connection limit: Redis, logs, files, the listening socket
 TIMEOUT_BODY = b'{"error":"request_timeout","detail":"the request did not arrive in time"}'
 
@@ -40,11 +38,8 @@ class UntestedUvicornError(SystemExit):
 
 
 def check_uvicorn(version: str | None = None) -> None:
-    found = version or metadata.version("uvicorn")
-    if found == TESTED_UVICORN:
-        return
-    if os.environ.get(ALLOW_UNTESTED) == "1":
-        log.warning("%s=1: serving with untested uvicorn %s (tested: %s)", ALLOW_UNTESTED, found, TESTED_UVICORN)
+    found = version or installed_version("uvicorn")
+    if found == TESTED_UVICORN or allowed_anyway(f"uvicorn {found}", f"uvicorn {TESTED_UVICORN}", "serving", log):
         return
     raise UntestedUvicornError(
         f"chiso766 refuses to serve the API: this environment has uvicorn {found}, but api/server.py's "

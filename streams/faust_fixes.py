@@ -15,44 +15,33 @@ checked against
 from __future__ import annotations
 
 import logging
-import os
 import types
 import weakref
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from typing import Any
+
+from support.versions import ALLOW_UNTESTED, allowed_anyway, describe, installed_version, untested_versions
 
 log = logging.getLogger("chiso766.worker")
 
 # The versions every private access below was checked against. Moving one: re-check each access
 # marked SLF001 and each fix, then update this and the lock.
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
-ALLOW_UNTESTED = "CHISO766_ALLOW_UNTESTED_VERSIONS"
 
 
 class UntestedVersionsError(SystemExit):
     """A library these fixes patch is at a version they were not checked against."""
 
 
-def installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def check_versions(version_of: Callable[[str], str | None] = installed_version) -> None:
     """Refuse (UntestedVersionsError, which exits with its message) unless every library in
     `TESTED_VERSIONS` is installed at that version, or CHISO766_ALLOW_UNTESTED_VERSIONS=1."""
-    untested = {name: version_of(name) for name in TESTED_VERSIONS}
-    untested = {name: version for name, version in untested.items() if version != TESTED_VERSIONS[name]}
+    untested = untested_versions(TESTED_VERSIONS, version_of)
     if not untested:
         return
-    found = ", ".join(f"{name} {version or '(not installed)'}" for name, version in untested.items())
-    tested = ", ".join(f"{name} {version}" for name, version in TESTED_VERSIONS.items())
-    if os.environ.get(ALLOW_UNTESTED) == "1":
-        log.warning("%s=1: running with untested %s (tested: %s)", ALLOW_UNTESTED, found, tested)
+    found, tested = describe(untested), describe(TESTED_VERSIONS)
+    if allowed_anyway(found, tested, "running", log):
         return
     raise UntestedVersionsError(
         f"chiso766 refuses to start: this environment has {found}, but the worker uses private internals "

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from streams import faust_fixes
 from streams.faust_fixes import ALLOW_UNTESTED, TESTED_VERSIONS, UntestedVersionsError, check_versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +37,7 @@ def test_the_installed_versions_are_the_tested_ones():
 
 def test_an_untested_version_is_refused_with_what_to_do(monkeypatch):
     monkeypatch.delenv(ALLOW_UNTESTED, raising=False)
-    monkeypatch.setattr(faust_fixes.metadata, "version", lookup_with(faust_streaming="0.16.0"))
+    monkeypatch.setattr(metadata, "version", lookup_with(faust_streaming="0.16.0"))
     with pytest.raises(UntestedVersionsError) as refused:
         check_versions()
     message = str(refused.value)
@@ -51,14 +50,14 @@ def test_an_untested_version_is_refused_with_what_to_do(monkeypatch):
 
 def test_a_missing_library_is_refused_too(monkeypatch):
     monkeypatch.delenv(ALLOW_UNTESTED, raising=False)
-    monkeypatch.setattr(faust_fixes.metadata, "version", lookup_with(aiokafka=None))
+    monkeypatch.setattr(metadata, "version", lookup_with(aiokafka=None))
     with pytest.raises(UntestedVersionsError, match=r"aiokafka \(not installed\)"):
         check_versions()
 
 
 def test_the_override_runs_with_a_warning(monkeypatch, caplog):
     monkeypatch.setenv(ALLOW_UNTESTED, "1")
-    monkeypatch.setattr(faust_fixes.metadata, "version", lookup_with(aiokafka="0.15.0"))
+    monkeypatch.setattr(metadata, "version", lookup_with(aiokafka="0.15.0"))
     with caplog.at_level(logging.WARNING, logger="chiso766.worker"):
         check_versions()
     assert "untested aiokafka 0.15.0" in caplog.text
