@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-MODES = ("single", "arrays", "latency")
+MODES = ("single", "arrays", "latency", "drain")
 BETTER = {"eps": "higher", "worker_cpu_us_per_event": "lower", "p99_ms": "lower"}
 
 
@@ -66,11 +66,43 @@ def measure(mode: str, history_path: str, bootstrap: str, redis_url: str) -> dic
         await wait_for(*args, **kwargs)
         cpu_marks.append(worker_cpu_seconds(kwargs["worker"].pid))
 
+    if mode == "drain":
+        return drain(checkout_bench, info, catalogue, lines, log_dir)
     checkout_bench.replay.wait_for = marking_wait_for
     eps, _ = checkout_bench.pipeline(info, catalogue, lines, log_dir, batched=mode == "arrays")  # type: ignore[arg-type]
     if len(cpu_marks) != 2:
         raise SystemExit(f"expected two waits in bench.pipeline, saw {len(cpu_marks)}")
     return {"eps": eps, "worker_cpu_us_per_event": (cpu_marks[1] - cpu_marks[0]) / len(lines) * 1e6}
+
+
+def drain(checkout_bench: Any, info: SimpleNamespace, catalogue: list[bytes], lines: list[bytes],
+          log_dir: Path) -> dict[str, float]:
+    """The worker alone, CPU-bound: one-event messages published while it is paused (SIGSTOP) after
+    its warm-up, then its time and CPU from SIGCONT until the closing watermark is projected. What
+    `single` measures minus the producer racing the worker on the same cores."""
+    import asyncio
+    import uuid
+
+    replay = checkout_bench.replay
+    settings = checkout_bench.Settings(info.bootstrap, info.redis_url, namespace=f"bench-drain-{uuid.uuid4().hex[:6]}")
+    asyncio.run(replay.publish(settings, catalogue, watermark=False))
+    worker = replay.start_worker(settings, "replay", str(log_dir / f"{settings.namespace}.log"))
+    try:
+        asyncio.run(checkout_bench.ready(settings, worker))
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            asyncio.run(checkout_bench.produce_singles(settings.bootstrap, settings.topic("dossier-events"), lines))
+            latest = max(int(checkout_bench.ev_decode(line).occurred_at.timestamp()) for line in lines)
+            published = asyncio.run(replay.send_watermarks(settings, latest))
+            cpu_before, started = worker_cpu_seconds(worker.pid), time.time()
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        asyncio.run(replay.wait_for(settings, published, 1800, worker=worker, poll_seconds=0.005))
+        cpu = worker_cpu_seconds(worker.pid) - cpu_before
+        return {"eps": len(lines) / (time.time() - started), "worker_cpu_us_per_event": cpu / len(lines) * 1e6}
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
 
 
 def run_child(checkout: Path, mode: str, history: Path, bootstrap: str, redis_url: str) -> dict[str, float]:

@@ -21,14 +21,14 @@ def pipeline_ab(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_checkout_against_itself_alternates_pairs_and_summarises_each_mode(local_stack):
-    done = pipeline_ab(str(ROOT), "--pairs", "2", "--dossiers", "120", "--modes", "arrays,single",
+    done = pipeline_ab(str(ROOT), "--pairs", "2", "--dossiers", "120", "--modes", "arrays,drain",
                        "--bootstrap", local_stack.bootstrap, "--redis-url", local_stack.redis_url)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert [line.split(":")[0].split() for line in lines if " pair " in line] == [
-        ["arrays", "pair", "1"], ["arrays", "pair", "2"], ["single", "pair", "1"], ["single", "pair", "2"]]
+        ["arrays", "pair", "1"], ["arrays", "pair", "2"], ["drain", "pair", "1"], ["drain", "pair", "2"]]
     results = orjson.loads(lines[-1])
-    assert set(results) == {"arrays", "single"}
+    assert set(results) == {"arrays", "drain"}
     for measures in results.values():
         assert set(measures) == {"eps", "worker_cpu_us_per_event"}
         for summary in measures.values():
