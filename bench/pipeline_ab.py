@@ -1,7 +1,8 @@
 """Is this checkout's pipeline slower than another's? bench.pipeline's measurements, alternated.
 
-Run: `python -m bench.pipeline_ab BASELINE [--pairs 8] [--dossiers 8000] [--modes single,arrays,latency]`
-where BASELINE is a checkout of the commit to compare with (`git worktree add ../base COMMIT`).
+Run: `python -m bench.pipeline_ab BASELINE [--this CHECKOUT] [--pairs 8] [--dossiers 8000]
+[--modes single,arrays,latency,drain] [--bootstrap HOST:PORT --redis-url URL]`, where BASELINE is a
+checkout of the commit to compare with (`git worktree add ../base COMMIT`).
 
 Separate `python -m bench.pipeline` runs differ by ±10 % on a shared machine, more than most
 changes move the pipeline, so one run of each side decides nothing. Here both sides share one stack
@@ -9,8 +10,9 @@ and alternate round by round (base-this, this-base, ...); each measurement runs 
 whose working directory is one checkout, so it imports that checkout's bench.pipeline and starts
 that checkout's worker. Both sides read the same history, simulated once by this checkout (the
 calendar fixes of later commits move some due dates, so each side's own simulator would not agree).
-Each pair gives a ratio this/baseline, which cancels the slow drift a
-busy machine or a broker with ever more topics adds; the summary is their median and spread.
+Each pair gives a ratio this/baseline, which cancels the slow drift a busy machine or a broker with
+ever more topics adds; the summary is their median and spread. Besides events/s, the worker's CPU
+time per event (from /proc), which a busy second core disturbs less.
 The last line is one JSON object: per mode, both sides' medians and the ratios' median, min and max.
 """
 
@@ -31,6 +33,8 @@ from typing import Any
 import orjson
 
 MODES = ("single", "arrays", "latency", "drain")
+SESSION_TIMEOUT = 10  # streams/app.py's broker_session_timeout, on every checkout so far
+DRAIN_PAUSE_LIMIT = SESSION_TIMEOUT - 2  # the heartbeat that would have come meanwhile, and a margin
 BETTER = {"eps": "higher", "worker_cpu_us_per_event": "lower", "p99_ms": "lower"}
 
 
@@ -56,9 +60,10 @@ def measure(mode: str, history_path: str, bootstrap: str, redis_url: str) -> dic
     catalogue = [line for line in history if b'"unit.upserted"' in line or b'"procedure.upserted"' in line]
     kept = set(catalogue)
     lines = [line for line in history if line not in kept]
-    # The worker's CPU time between the end of the warm-up wait and the end of the measured one: on
-    # a machine whose other core is busy it varies far less than events/s. bench.pipeline waits
-    # twice through replay.wait_for (ready, then done), on every checkout so far.
+    if mode == "drain":
+        return drain(checkout_bench, info, catalogue, lines, log_dir)
+    # The worker's CPU time between the end of the warm-up wait and the end of the measured one.
+    # bench.pipeline waits twice through replay.wait_for (ready, then done), on every checkout so far.
     cpu_marks: list[float] = []
     wait_for = checkout_bench.replay.wait_for
 
@@ -66,8 +71,6 @@ def measure(mode: str, history_path: str, bootstrap: str, redis_url: str) -> dic
         await wait_for(*args, **kwargs)
         cpu_marks.append(worker_cpu_seconds(kwargs["worker"].pid))
 
-    if mode == "drain":
-        return drain(checkout_bench, info, catalogue, lines, log_dir)
     checkout_bench.replay.wait_for = marking_wait_for
     eps, _ = checkout_bench.pipeline(info, catalogue, lines, log_dir, batched=mode == "arrays")  # type: ignore[arg-type]
     if len(cpu_marks) != 2:
@@ -79,7 +82,9 @@ def drain(checkout_bench: Any, info: SimpleNamespace, catalogue: list[bytes], li
           log_dir: Path) -> dict[str, float]:
     """The worker alone, CPU-bound: one-event messages published while it is paused (SIGSTOP) after
     its warm-up, then its time and CPU from SIGCONT until the closing watermark is projected. What
-    `single` measures minus the producer racing the worker on the same cores."""
+    `single` measures minus the producer racing the worker on the same cores. The pause lasts as
+    long as publishing does, which must stay under the worker's consumer-group session timeout
+    (10 s): past it the worker would be put out of the group and time its rejoining."""
     import asyncio
     import uuid
 
@@ -90,6 +95,7 @@ def drain(checkout_bench: Any, info: SimpleNamespace, catalogue: list[bytes], li
     try:
         asyncio.run(checkout_bench.ready(settings, worker))
         os.kill(worker.pid, signal.SIGSTOP)
+        paused = time.monotonic()
         try:
             asyncio.run(checkout_bench.produce_singles(settings.bootstrap, settings.topic("dossier-events"), lines))
             latest = max(int(checkout_bench.ev_decode(line).occurred_at.timestamp()) for line in lines)
@@ -97,6 +103,9 @@ def drain(checkout_bench: Any, info: SimpleNamespace, catalogue: list[bytes], li
             cpu_before, started = worker_cpu_seconds(worker.pid), time.time()
         finally:
             os.kill(worker.pid, signal.SIGCONT)
+        if (pause := time.monotonic() - paused) > DRAIN_PAUSE_LIMIT:
+            raise SystemExit(f"publishing took {pause:.1f}s, past the worker's {SESSION_TIMEOUT}s session "
+                             "timeout: drain measures a worker that stays in its group; use fewer --dossiers")
         asyncio.run(replay.wait_for(settings, published, 1800, worker=worker, poll_seconds=0.005))
         cpu = worker_cpu_seconds(worker.pid) - cpu_before
         return {"eps": len(lines) / (time.time() - started), "worker_cpu_us_per_event": cpu / len(lines) * 1e6}
