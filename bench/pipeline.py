@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -57,6 +58,13 @@ async def produce_singles(bootstrap: str, topic: str, lines: list[bytes]) -> flo
     finally:
         await producer.stop()
     return started
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM to a child's group; one that already died (the error being raised says why) is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
 
 
 def ev_decode(line: bytes) -> ev.EventBase:
@@ -119,8 +127,7 @@ def naive_faust(bootstrap: str, lines: list[bytes], log_dir: Path) -> float:
             if not line:
                 raise RuntimeError("the naive Faust worker stopped early")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+        stop_process_group(process)
 
 
 async def ready(settings: Settings, worker: subprocess.Popen) -> None:
@@ -158,8 +165,7 @@ def pipeline(info: stack.StackInfo, catalogue: list[bytes], lines: list[bytes], 
 
         return asyncio.run(run()), settings
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        stop_process_group(worker)
 
 
 async def latency(info: stack.StackInfo, log_dir: Path) -> tuple[float, float]:
@@ -214,8 +220,7 @@ async def latency(info: stack.StackInfo, log_dir: Path) -> tuple[float, float]:
     finally:
         await producer.stop()
         await client.aclose()
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        stop_process_group(worker)
 
 
 async def state_bytes_per_open_dossier(settings: Settings) -> float:

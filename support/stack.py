@@ -180,16 +180,19 @@ def _launch_kafka(directory: Path, heap: str = "768m") -> int:
     return process.pid
 
 
-def _start_cluster(directory: Path, brokers: int) -> tuple[str, list[BrokerInfo]]:
-    """`brokers` combined broker+controller nodes: one cluster id, one static voter list."""
+def _start_cluster(directory: Path, brokers: int, started: list[int]) -> tuple[str, list[BrokerInfo]]:
+    """`brokers` combined broker+controller nodes: one cluster id, one static voter list. Each
+    node's pid goes to `started` as soon as it runs, for the caller to stop should this not finish."""
     cluster_id = _new_cluster_id()
     ports = [(node, free_port(), free_port()) for node in range(1, brokers + 1)]
     voters = ",".join(f"{node}@127.0.0.1:{controller}" for node, _, controller in ports)
     for node, port, controller in ports:
         _format_kafka(_node_dir(directory, node, brokers), cluster_id, port, controller, node, voters, brokers)
     heap = "768m" if brokers == 1 else "512m"  # three JVMs on a 2-core, 24 GB machine
-    nodes = [BrokerInfo(node, _launch_kafka(_node_dir(directory, node, brokers), heap), port, controller)
-             for node, port, controller in ports]
+    nodes = []
+    for node, port, controller in ports:
+        nodes.append(BrokerInfo(node, _launch_kafka(_node_dir(directory, node, brokers), heap), port, controller))
+        started.append(nodes[-1].pid)
     return cluster_id, nodes
 
 
@@ -323,7 +326,13 @@ def up(name: str = "default", brokers: int = 1, persist_redis: bool = False) -> 
     directory.mkdir(parents=True, exist_ok=True)
     redis_port = free_port()
     redis_pid = _start_redis(directory, redis_port, persist_redis)
-    cluster_id, nodes = _start_cluster(directory, brokers)
+    started = [redis_pid]
+    try:  # nothing names these processes until the info is saved: an interrupt here must stop them
+        cluster_id, nodes = _start_cluster(directory, brokers, started)
+    except BaseException:
+        _stop_all(started, 10)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     first = nodes[0]
     info = StackInfo(name, str(directory), first.pid, first.port, first.controller_port, redis_pid, redis_port,
                      nodes, cluster_id, persist_redis)

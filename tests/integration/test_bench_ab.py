@@ -27,7 +27,10 @@ def test_a_checkout_against_itself_alternates_pairs_and_summarises_each_mode(loc
     lines = done.stdout.splitlines()
     assert [line.split(":")[0].split() for line in lines if " pair " in line] == [
         ["arrays", "pair", "1"], ["arrays", "pair", "2"], ["drain", "pair", "1"], ["drain", "pair", "2"]]
+    assert lines[0].startswith(f"baseline {ROOT} at ") and lines[1].startswith(f"this     {ROOT} at ")
     results = orjson.loads(lines[-1])
+    assert results.pop("pairs") == 2 and results.pop("dossiers") == 120
+    assert results.pop("checkouts")["this"]["path"] == str(ROOT)
     assert set(results) == {"arrays", "drain"}
     for measures in results.values():
         assert set(measures) == {"eps", "worker_cpu_us_per_event"}
@@ -40,9 +43,23 @@ def test_a_checkout_against_itself_alternates_pairs_and_summarises_each_mode(loc
     (["/nonexistent"], "is not a chiso766 checkout"),
     ([".", "--modes", "arrays,fastest"], "unknown mode fastest"),
     ([".", "--modes", ","], "unknown mode (none)"),
+    ([".", "--modes", "arrays,arrays"], "a mode given twice"),
     ([".", "--pairs", "1"], "--pairs must be at least 2"),
+    ([".", "--dossiers", "0"], "--dossiers must be between 1 and 100,000"),
+    ([".", "--dossiers", "100001"], "--dossiers must be between 1 and 100,000"),
     ([".", "--bootstrap", "127.0.0.1:9"], "--bootstrap and --redis-url go together"),
 ])
 def test_wrong_arguments_are_refused_before_anything_starts(args, message):
     done = pipeline_ab(*args)
     assert done.returncode == 2 and message in done.stderr and not done.stdout
+
+
+def test_a_checkout_that_cannot_run_a_mode_is_named_before_any_stack_starts(tmp_path):
+    """A checkout whose bench.pipeline lacks what drain calls (an older one, or a broken one)."""
+    broken = tmp_path / "broken"
+    (broken / "bench").mkdir(parents=True)
+    (broken / "bench" / "__init__.py").write_text("")
+    (broken / "bench" / "pipeline.py").write_text("def pipeline(*args):\n    raise RuntimeError\n")
+    done = pipeline_ab(str(broken), "--modes", "arrays,drain", "--pairs", "2")
+    assert done.returncode == 1 and not done.stdout.count("pair")
+    assert f"baseline checkout {broken} cannot run arrays, drain: drain needs bench.pipeline.ready" in done.stderr
