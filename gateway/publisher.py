@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from contracts.topics import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC
+from contracts.topics import CATALOG_TOPIC, DEAD_LETTER_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TOPIC_OF_ENTITY
 from ingest.calls import RecordRejection
 from schemas import events as ev
 
@@ -27,14 +27,6 @@ ARRAY_EVENTS = 500
 
 class KafkaUnavailable(RuntimeError):
     pass
-
-
-def topic_of(event: ev.EventBase) -> str:
-    if isinstance(event, ev.DossierEvent):
-        return DOSSIER_TOPIC
-    if isinstance(event, ev.PetitionEvent):
-        return PETITION_TOPIC
-    return CATALOG_TOPIC
 
 
 class Publisher:
@@ -89,7 +81,7 @@ class Publisher:
     def messages(self, events: Iterable[tuple[ev.EventBase, bytes]]) -> list[tuple[str, int, bytes, bytes]]:
         groups: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
         for event, body in events:
-            name = topic_of(event)
+            name = TOPIC_OF_ENTITY[ev.entity_kind(event)]
             key = ev.entity_key(event)
             partition = (murmur2(key.encode()) & 0x7FFFFFFF) % self.counts[name]
             groups.setdefault((name, partition), []).append((key, body))

@@ -386,6 +386,15 @@ def record_version(event: EventBase, at: int) -> tuple[int, str]:
     return at, f"{event.event_id}#{zlib.crc32(encode(event)):08x}"
 
 
+def entity_kind(event: EventBase) -> Literal["dossier", "petition", "catalogue"]:
+    """What an event is about, which decides the topic it belongs on (contracts.topics.TOPIC_OF_ENTITY)."""
+    if isinstance(event, DossierEvent):
+        return "dossier"
+    if isinstance(event, PetitionEvent):
+        return "petition"
+    return "catalogue"
+
+
 def entity_key(event: EventBase) -> str:
     """The Kafka message key: dossier code, petition id, procedure code or unit code."""
     if isinstance(event, DossierEvent):

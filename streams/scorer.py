@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from contracts.messages import SourceId, SourceKind
+from contracts.topics import TOPIC_OF_ENTITY
 from schemas import Rejection, decode_message
 from schemas import events as ev
 from schemas.personal_data import scrub
@@ -25,7 +26,7 @@ from scoring.directory import Directory
 from scoring.engine import DOSSIER, Engine, petition_link
 from scoring.lifecycle import DossierState, Outcome, classify, due_for_scoring, end_time
 from scoring.ruleset import Ruleset
-from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC
+from streams.config import CATALOG_TOPIC, DOSSIER_TOPIC
 from streams.partitioning import ArrayGrouper, Outgoing, partition_for
 
 TallyPair = tuple[str, str]  # (owner, period)
@@ -122,14 +123,6 @@ class BatchResult:
     events: int = 0
 
 
-def home_topic(event: ev.EventBase) -> str:
-    """The topic an event belongs on (a producer may have sent it anywhere)."""
-    if isinstance(event, ev.DossierEvent):
-        return DOSSIER_TOPIC
-    if isinstance(event, ev.PetitionEvent):
-        return PETITION_TOPIC
-    return CATALOG_TOPIC
-
 
 def rerouted_messages(reroute: list[tuple[str, str, bytes]], partitions: int) -> list[Outgoing]:
     """Events to send on: one JSON array per topic partition, so a batch that brought many foreign
@@ -187,7 +180,7 @@ class SourceScorer:
                     continue
                 key = ev.entity_key(item)
                 if self._misrouted(item, key, homes):
-                    result.reroute.append((home_topic(item), key, ev.encode(item)))
+                    result.reroute.append((TOPIC_OF_ENTITY[ev.entity_kind(item)], key, ev.encode(item)))
                     continue
                 result.events += 1
                 if isinstance(item, ev.PetitionReceived) and item.dossier_code:

@@ -201,6 +201,31 @@ def test_the_gateway_and_the_workers_name_topics_alike():
         config.DOSSIER_TOPIC, config.PETITION_TOPIC, config.CATALOG_TOPIC, config.DEAD_LETTER_TOPIC)
 
 
+def test_every_event_type_has_one_home_topic_named_by_its_prefix():
+    """The gateway publishes to it and a worker reroutes anything found elsewhere: one rule for both."""
+    from datetime import UTC, datetime
+
+    from contracts.topics import CATALOG_TOPIC, DOSSIER_TOPIC, PETITION_TOPIC, TOPIC_OF_ENTITY
+
+    moment = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def concrete(cls):
+        for sub in cls.__subclasses__():
+            if sub.__struct_config__.tag != sub.__name__:  # a tagged event type, not an abstract base
+                yield sub
+            yield from concrete(sub)
+
+    by_prefix = {"dossier": DOSSIER_TOPIC, "petition": PETITION_TOPIC, "unit": CATALOG_TOPIC,
+                 "procedure": CATALOG_TOPIC}
+    types = set(concrete(ev.EventBase))
+    assert len(types) == 23  # every event type of schemas.events
+    for event_type in types:
+        tag = event_type.__struct_config__.tag
+        # Struct init checks no field types; the base's __post_init__ reads the event's time.
+        event = event_type(**{**dict.fromkeys(event_type.__struct_fields__), "occurred_at": moment})
+        assert TOPIC_OF_ENTITY[ev.entity_kind(event)] == by_prefix[tag.split(".")[0]], tag
+
+
 WRONG_SHAPES = ([MARK], {"x": MARK}, [{"y": [MARK]}], True)
 
 
