@@ -34,6 +34,8 @@ from schemas.events import EventBase
 from scoring.engine import Engine
 from scoring.lifecycle import epoch_seconds
 from scoring.quality import RefusedEvent
+from scoring.ruleset import Ruleset
+from support.resources import load_calendar
 
 
 @contextmanager
@@ -235,6 +237,17 @@ def _ticking(events: Iterator[EventBase], stats: ReadStats, progress: Progress, 
         if count % 20000 == 0:
             progress.update(task, completed=position(), count=count)
         yield event
+
+
+def history_at(history: str, ruleset: Ruleset, cutoff: int | None, not_after: int) -> tuple[Engine, int]:
+    """A history folded into a fresh engine (its refusals reported), and the moment to read it at:
+    the cutoff, else its latest event. Fails when no event of it is valid."""
+    engine = Engine(ruleset, load_calendar())
+    report_rejects(load_history(history, engine, cutoff, not_after))
+    moment = cutoff if cutoff is not None else engine.latest_event_at
+    if moment is None:
+        fail(f"{history} holds no valid event")
+    return engine, moment
 
 
 def report_rejects(stats: ReadStats) -> None:

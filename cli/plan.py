@@ -12,11 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.common import console, dump, err, fail, not_after, output_file, parse_instant
-from cli.history import load_history, missing, report_rejects, write_lines
+from cli.history import history_at, missing, write_lines
 from cli.labels import Language
 from cli.portal_labels import TEXT
 from scoring.calendar import iso
-from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.planner import Plan, PlanError, Planner, parse_target, plan_events
 from support import resources
@@ -71,12 +70,7 @@ def plan_command(
     if missing(history):
         fail(f"history file {history} does not exist")
     cutoff = parse_instant(as_of, "--as-of") if as_of is not None else None
-    engine = Engine(ruleset, resources.load_calendar())
-    stats = load_history(history, engine, cutoff, not_after(now))
-    report_rejects(stats)
-    moment = cutoff if cutoff is not None else engine.latest_event_at
-    if moment is None:
-        fail(f"{history} holds no valid event")
+    engine, moment = history_at(history, ruleset, cutoff, not_after(now))
     try:
         planner = Planner(engine, reporting, moment)
         if unit == "all":

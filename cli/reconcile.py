@@ -12,14 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.common import console, dump, err, fail, not_after, output_file, parse_instant
-from cli.history import load_history, missing, report_rejects
+from cli.history import history_at, missing
 from cli.labels import Language
 from cli.portal import load_ruleset, read_publication
 from cli.portal_labels import TEXT
-from scoring.engine import Engine
 from scoring.periods import PeriodError, parse_period
 from scoring.reconcile import Hypotheses, Ours, explain, gaps, reconcile
-from support import resources
 
 out = console(width=None if sys.stdout.isatty() else 200)
 NO_DOSSIERS = {
@@ -81,12 +79,7 @@ def reconcile_command(
             fail(f"history file {history} does not exist")
         cutoff = parse_instant(as_of or publication.collected_at or "", "--as-of") \
             if as_of or publication.collected_at else None
-        engine = Engine(ruleset, resources.load_calendar())
-        stats = load_history(history, engine, cutoff, not_after(now))
-        report_rejects(stats)
-        moment = cutoff if cutoff is not None else engine.latest_event_at
-        if moment is None:
-            fail(f"{history} holds no valid event")
+        engine, moment = history_at(history, ruleset, cutoff, not_after(now))
         hypotheses = Hypotheses(engine, reporting, moment)
         ours = {code: Ours.from_score(score) for code, score in hypotheses.baseline.items()}
         published = {u.code: u for u in publication.units}
