@@ -10,7 +10,7 @@ or its ranking rule, `check` and `rank` say which number moved. No I/O: callers 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
@@ -192,15 +192,7 @@ def _province_table(data: Mapping, ruleset: Ruleset) -> Publication:
     if not rows:
         raise PortalFormatError("the file has no units (`provinces` is empty)")
     units = []
-    seen: set[str] = set()
-    for index, raw in enumerate(rows):
-        where = f"provinces[{index}]"
-        row = _object(raw, where)
-        code = _code(row, "departmentCode", where)
-        if code in seen:
-            problems.append(f"{where}: province {code} is listed twice, the first kept")
-            continue
-        seen.add(code)
+    for where, row, code in _distinct_rows(rows, "provinces", "province", set(), problems):
         if "scores" not in row:
             problems.append(f"{where}: {code} has no `scores`: its group scores are unknown (ranked as 0)")
         scores = _object(row.get("scores", {}), f"{where}.scores")
@@ -220,6 +212,21 @@ def _province_table(data: Mapping, ruleset: Ruleset) -> Publication:
                        units, count is None or count == len(units), problems)
 
 
+def _distinct_rows(rows: list, name: str, noun: str, seen: set[str],
+                   problems: list[str]) -> Iterator[tuple[str, Mapping, str]]:
+    """Each row of `name` as (where, row, its departmentCode); a code in `seen` already is reported
+    and skipped (the first row kept), and each one yielded joins `seen`."""
+    for index, raw in enumerate(rows):
+        where = f"{name}[{index}]"
+        row = _object(raw, where)
+        code = _code(row, "departmentCode", where)
+        if code in seen:
+            problems.append(f"{where}: {noun} {code} is listed twice, the first kept")
+            continue
+        seen.add(code)
+        yield where, row, code
+
+
 def _snapshot(data: Mapping, ruleset: Ruleset) -> Publication:
     problems: list[str] = []
     department = _object(data.get("department"), "department")
@@ -235,14 +242,7 @@ def _snapshot(data: Mapping, ruleset: Ruleset) -> Publication:
         raw_units = []
     if not isinstance(raw_units, list):
         raise PortalFormatError(f"units: expected a list of units, got {type(raw_units).__name__}")
-    for index, raw in enumerate(raw_units):
-        where = f"units[{index}]"
-        row = _object(raw, where)
-        code = _code(row, "departmentCode", where)
-        if code in seen:
-            problems.append(f"{where}: unit {code} is listed twice, the first kept")
-            continue
-        seen.add(code)
+    for where, row, code in _distinct_rows(raw_units, "units", "unit", seen, problems):
         unit_groups, unit_indicators = _details(_object(row.get("indicatorDetails", {}), f"{where}.indicatorDetails"),
                                                 f"{where}.indicatorDetails", ruleset, problems)
         level = str(row.get("departmentLevel") or "")
