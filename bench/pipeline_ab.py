@@ -42,11 +42,14 @@ import orjson
 MODES = ("single", "arrays", "latency", "drain")
 SESSION_TIMEOUT = 10  # streams/app.py's broker_session_timeout, on every checkout so far
 DRAIN_PAUSE_LIMIT = SESSION_TIMEOUT - 2  # the heartbeat that would have come meanwhile, and a margin
+LOG_DIR = Path(os.environ.get("CHISO766_DATA", "/tmp/chiso766-data")) / "bench"  # where bench.pipeline logs
 MAX_DOSSIERS = 100_000  # ~1.2 M events; the history is held in memory by this process and each child
 BETTER = {"eps": "higher", "worker_cpu_us_per_event": "lower", "p99_ms": "lower"}
 
 
 def worker_cpu_seconds(pid: int) -> float:
+    """bench.api.cpu_seconds, repeated on purpose: this file imports nothing of the `bench` package,
+    which in a child is the measured checkout's (an older one has no such function)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
@@ -59,7 +62,7 @@ def measure(mode: str, history_path: str, bootstrap: str, redis_url: str) -> dic
     from bench import pipeline as checkout_bench
 
     info = SimpleNamespace(bootstrap=bootstrap, redis_url=redis_url)
-    log_dir = Path(os.environ.get("CHISO766_DATA", "/tmp/chiso766-data")) / "bench"
+    log_dir = LOG_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     if mode == "latency":
         p50, p99 = asyncio.run(checkout_bench.latency(info, log_dir))  # type: ignore[arg-type]
@@ -122,6 +125,7 @@ def drain(checkout_bench: Any, info: SimpleNamespace, catalogue: list[bytes], li
         return {"eps": len(lines) / (time.time() - started), "worker_cpu_us_per_event": cpu / len(lines) * 1e6,
                 "worker_cpu_s": cpu}
     finally:
+        # bench.pipeline.stop_process_group, which older checkouts lack.
         with contextlib.suppress(ProcessLookupError):  # a worker that died: the error says why
             os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
@@ -192,8 +196,7 @@ def run_measure(args: list[str]) -> None:
         import traceback
 
         traceback.print_exc()
-        log_dir = Path(os.environ.get("CHISO766_DATA", "/tmp/chiso766-data")) / "bench"
-        sys.exit(f"error: {error or type(error).__name__} (worker logs: {log_dir})")
+        sys.exit(f"error: {error or type(error).__name__} (worker logs: {LOG_DIR})")
 
 
 def stop_on_sigterm() -> None:
